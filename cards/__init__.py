@@ -1,0 +1,1 @@
+"""Card, suggestion and system-action building from the engine's decisions."""

@@ -1,0 +1,214 @@
+"""Prefetch: render templates, tell each key's state, and fill what is missing from the FHIR server.
+
+CDS Hooks 2.0 §Prefetch: a key may be absent (the client chose not to or could not satisfy it),
+``null`` (no data: "MUST have a value of null"), an empty Bundle, a Bundle, a single resource, or an
+OperationOutcome (the client's prefetch failed). Absent and failed keys are fetched from
+``fhirServer``; ``null`` and empty Bundles are answers, not gaps, and are never re-fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from .errors import FhirFetchError, PreconditionFailed
+from .fhir_client import FhirFetcher
+from .protocol import HookRequest
+
+_TOKEN_RE = re.compile(r"\{\{\s*context\.([A-Za-z]+)\s*\}\}")
+
+
+@dataclass(frozen=True)
+class PrefetchTemplate:
+    """One prefetch key as advertised in discovery; ``required`` keys must be had one way or another."""
+
+    key: str
+    query: str
+    required: bool = True
+
+
+class KeyState(Enum):
+    ABSENT = "absent"
+    NULL = "null"
+    EMPTY_BUNDLE = "empty-bundle"
+    BUNDLE = "bundle"
+    RESOURCE = "resource"
+    OPERATION_OUTCOME = "operation-outcome"
+
+
+def render_template(query: str, context: Mapping[str, Any]) -> str | None:
+    """The template with each ``{{context.x}}`` replaced, or None when a token has no primitive value."""
+    missing = False
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal missing
+        value = context.get(match.group(1))
+        if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
+            missing = True
+            return ""
+        return str(value)
+
+    rendered = _TOKEN_RE.sub(substitute, query)
+    return None if missing else rendered
+
+
+def key_state(prefetch: Mapping[str, Any] | None, key: str) -> KeyState:
+    """How the client answered one prefetch key."""
+    if prefetch is None or key not in prefetch:
+        return KeyState.ABSENT
+    value = prefetch[key]
+    if value is None:
+        return KeyState.NULL
+    if not isinstance(value, dict):
+        return KeyState.OPERATION_OUTCOME  # not a resource: treat as a failed prefetch
+    kind = value.get("resourceType")
+    if kind == "OperationOutcome":
+        return KeyState.OPERATION_OUTCOME
+    if kind == "Bundle":
+        entries = [e for e in value.get("entry") or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+        if not entries:
+            return KeyState.EMPTY_BUNDLE
+        if all(e["resource"].get("resourceType") == "OperationOutcome" for e in entries):
+            return KeyState.OPERATION_OUTCOME
+        return KeyState.BUNDLE
+    return KeyState.RESOURCE if isinstance(kind, str) else KeyState.OPERATION_OUTCOME
+
+
+def resources_in(value: Any) -> list[dict[str, Any]]:
+    """The resources a prefetch value holds (a Bundle's entries, or the single resource)."""
+    if not isinstance(value, dict):
+        return []
+    if value.get("resourceType") == "Bundle":
+        out: list[dict[str, Any]] = []
+        for entry in value.get("entry") or []:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(resource, dict) and resource.get("resourceType") != "OperationOutcome":
+                out.append(resource)
+        return out
+    if value.get("resourceType") == "OperationOutcome":
+        return []
+    return [value]
+
+
+@dataclass
+class ResolvedPrefetch:
+    """Resources per key, and where each key's data came from (for logs and tests)."""
+
+    resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)
+
+    def all_resources(self) -> list[dict[str, Any]]:
+        seen: set[tuple[str, str]] = set()
+        out: list[dict[str, Any]] = []
+        for items in self.resources.values():
+            for resource in items:
+                ident = (str(resource.get("resourceType")), str(resource.get("id", id(resource))))
+                if ident not in seen:
+                    seen.add(ident)
+                    out.append(resource)
+        return out
+
+
+async def resolve_prefetch(
+    templates: list[PrefetchTemplate],
+    request: HookRequest,
+    fetcher: FhirFetcher | None,
+    *,
+    fetch_without_token: bool,
+    timeout: float,
+    budget: float,
+) -> ResolvedPrefetch:
+    """Every template's resources, from prefetch where given, else fetched concurrently.
+
+    Raises ``PreconditionFailed`` (412) when a required key can be had neither way; an optional key
+    that cannot be had is left empty.
+    """
+    resolved = ResolvedPrefetch()
+    to_fetch: list[tuple[PrefetchTemplate, str]] = []
+    unobtainable: list[str] = []
+    for template in templates:
+        state = key_state(request.prefetch, template.key)
+        if state in (KeyState.NULL, KeyState.EMPTY_BUNDLE):
+            resolved.resources[template.key] = []
+            resolved.origin[template.key] = f"prefetch:{state.value}"
+        elif state in (KeyState.BUNDLE, KeyState.RESOURCE):
+            assert request.prefetch is not None
+            resolved.resources[template.key] = resources_in(request.prefetch[template.key])
+            resolved.origin[template.key] = f"prefetch:{state.value}"
+        else:
+            query = render_template(template.query, request.context)
+            if query is None:
+                # A template the context cannot fill (say encounterId absent) asks for nothing.
+                resolved.resources[template.key] = []
+                resolved.origin[template.key] = "not-applicable"
+            elif _may_fetch(request, fetcher, fetch_without_token):
+                to_fetch.append((template, query))
+            elif template.required:
+                unobtainable.append(template.key)
+            else:
+                resolved.resources[template.key] = []
+                resolved.origin[template.key] = f"unavailable:{state.value}"
+    if unobtainable:
+        raise PreconditionFailed(
+            "Required prefetch data is missing and cannot be fetched (no usable fhirServer and "
+            f"fhirAuthorization): {', '.join(unobtainable)}",
+            expression=[f"prefetch.{key}" for key in unobtainable],
+        )
+    if to_fetch:
+        assert fetcher is not None and request.fhirServer is not None
+        await _fetch_all(resolved, to_fetch, request, fetcher, timeout=timeout, budget=budget)
+    return resolved
+
+
+def _may_fetch(request: HookRequest, fetcher: FhirFetcher | None, fetch_without_token: bool) -> bool:
+    if fetcher is None or request.fhirServer is None:
+        return False
+    return request.fhirAuthorization is not None or fetch_without_token
+
+
+async def _fetch_all(
+    resolved: ResolvedPrefetch,
+    to_fetch: list[tuple[PrefetchTemplate, str]],
+    request: HookRequest,
+    fetcher: FhirFetcher,
+    *,
+    timeout: float,
+    budget: float,
+) -> None:
+    assert request.fhirServer is not None
+    token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
+    deadline = time.monotonic() + budget
+
+    async def one(template: PrefetchTemplate, query: str) -> list[dict[str, Any]]:
+        remaining = max(0.001, deadline - time.monotonic())
+        try:
+            async with asyncio.timeout(remaining):
+                return await fetcher.fetch(
+                    request.fhirServer or "", query, token=token, timeout=min(timeout, remaining)
+                )
+        except TimeoutError:
+            raise FhirFetchError(query, f"the fetch budget of {budget:.2f} s ran out") from None
+
+    results = await asyncio.gather(*(one(t, q) for t, q in to_fetch), return_exceptions=True)
+    failures: list[FhirFetchError] = []
+    for (template, _query), result in zip(to_fetch, results, strict=True):
+        if isinstance(result, FhirFetchError):
+            if template.required:
+                failures.append(result)
+            else:
+                resolved.resources[template.key] = []
+                resolved.origin[template.key] = "fetch-failed"
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            resolved.resources[template.key] = result
+            resolved.origin[template.key] = "fetched"
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise PreconditionFailed("; ".join(f.message for f in failures), expression=[f.query for f in failures])
