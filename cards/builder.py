@@ -1,0 +1,447 @@
+"""Cards and system actions from the engine's decisions (product-spec §2 Response and Rating, §3.4).
+
+One ``CardBuilder`` per hook call. Each rated order gets a PAMA ``update`` system action; cards
+follow product-spec §3.4, and the same advice is never given twice in one response.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from cds_service.engine.evaluate import Engine, Evaluation
+from cds_service.engine.facts import PatientFacts
+from cds_service.engine.fhir import codings
+from cds_service.engine.rating import Option, OrderDecision, Status
+from cds_service.feedback_store import IssuedCard
+from cds_service.knowledge.models import CatalogItem
+from cds_service.protocol import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
+
+from . import text
+from .orders import new_order, replacement
+from .pama import PamaContext, rating_extensions, with_rating
+
+CardKind = Literal[
+    "lower-rated",
+    "higher-rated-available",
+    "consults",
+    "mri-contraindication",
+    "gadolinium-risk",
+    "red-flag",
+    "ambiguous",
+    "region-mismatch",
+]
+MAX_REPLACEMENTS = 3
+RED_FLAG_FACTS = ("vcf_current", "vcf_history", "neurologic_deficit", "mri_contraindication")
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What the builder needs to know about the hook call."""
+
+    service_id: str
+    hook_instance: str
+    patient_reference: str
+    draft_orders: tuple[dict[str, Any], ...]
+    suggestion_mode: Literal["update", "delete-create"]
+    code_system_base: str
+    qcdsm_id: str
+    now: datetime
+
+
+@dataclass
+class BuiltResponse:
+    cards: list[Card] = field(default_factory=list)
+    system_actions: list[Action] = field(default_factory=list)
+    issued: list[IssuedCard] = field(default_factory=list)
+
+
+class CardBuilder:
+    """Builds one response's cards, system actions and issued-card records."""
+
+    def __init__(self, engine: Engine, call: CallContext) -> None:
+        self._engine = engine
+        self._k = engine.knowledge
+        self._call = call
+        self._pama = PamaContext(self._k, call.qcdsm_id, call.code_system_base)
+        self._out = BuiltResponse()
+        self._given: set[tuple[Any, ...]] = set()
+
+    def build(self, evaluation: Evaluation) -> BuiltResponse:
+        facts = evaluation.facts
+        self._red_flag(facts, evaluation.decisions)
+        for decision in evaluation.decisions:
+            if decision.status is Status.RATED:
+                self._system_action(decision)
+                self._rated_card(decision, facts)
+            elif decision.status is Status.AMBIGUOUS:
+                self._ambiguity_card(decision, facts)
+            elif decision.status is Status.REGION_MISMATCH:
+                self._region_card(decision, facts)
+        return self._out
+
+    # ------------------------------------------------------------------------------ system actions
+
+    def _system_action(self, decision: OrderDecision) -> None:
+        if not isinstance(decision.order.get("id"), str) or decision.rating is None or decision.inference is None:
+            return
+        rated = with_rating(decision.order, rating_extensions(decision.rating, decision.inference.variants, self._pama))
+        self._out.system_actions.append(
+            Action(
+                type="update", description="Record the ACR appropriateness rating (PAMA) on the order", resource=rated
+            )
+        )
+
+    # ------------------------------------------------------------------------------ rated orders
+
+    def _rated_card(self, decision: OrderDecision, facts: PatientFacts) -> None:
+        assert decision.rating is not None and decision.inference is not None and decision.item is not None
+        alternatives = decision.alternatives
+        if decision.contraindications:
+            self._contraindication_card(decision, facts)
+            return
+        best = [a for a in alternatives if a.rating.rank == 3]
+        if decision.rating.rank < 3 and best:
+            phase = self._k.procedures[decision.item.procedure].phase
+            if phase == "treatment" and decision.inference.variants == (9,):
+                self._consults_card(decision, facts, best)
+            else:
+                self._replace_card(decision, facts, best[:MAX_REPLACEMENTS], "lower-rated", "warning")
+        elif alternatives:
+            self._replace_card(decision, facts, alternatives[:1], "higher-rated-available", "info")
+
+    def _replace_card(
+        self,
+        decision: OrderDecision,
+        facts: PatientFacts,
+        options: list[Option] | tuple[Option, ...],
+        kind: CardKind,
+        indicator: Literal["info", "warning"],
+    ) -> None:
+        assert decision.rating is not None and decision.item is not None and decision.inference is not None
+        ordered = decision.item.display
+        category = text.category_label(self._k, decision.rating)
+        variants = decision.inference.variants
+        where = "/".join(str(v) for v in variants)
+        better = options[0]
+        suggested = text.short(better.item.display)
+        if kind == "lower-rated":
+            summary = f"{text.short(ordered)} is '{category}' (ACR VCF variant {where}); consider {suggested}"
+        else:
+            summary = f"{suggested} rates higher than {text.short(ordered)} (ACR VCF variant {where})"
+        detail = self._detail(decision, facts, options, lead=self._lead(decision, kind))
+        suggestions = [self._replace_suggestion(decision, o, recommended=i == 0) for i, o in enumerate(options)]
+        self._emit(
+            kind, indicator, summary, detail, decision, suggestions, "at-most-one", key=(kind, decision.reference)
+        )
+
+    def _contraindication_card(self, decision: OrderDecision, facts: PatientFacts) -> None:
+        assert decision.item is not None
+        if "mri-contraindication" in decision.contraindications:
+            kind: CardKind = "mri-contraindication"
+            why = facts.mri_contraindication
+            reason = "an implanted device contraindicates MRI"
+        else:
+            kind = "gadolinium-risk"
+            why = facts.gadolinium_risk
+            reason = "gadolinium contrast is risky for this patient"
+        options = list(decision.alternatives[:2])
+        proof = ", ".join(e.summary for e in why.evidence[:2])
+        instead = f"; consider {text.short(options[0].item.display)}" if options else ""
+        summary = f"{text.short(decision.item.display)}: {reason} ({proof}){instead}"
+        lead = (
+            f"The ordered study is {text.category_label(self._k, decision.rating)} for this variant, but "  # type: ignore[arg-type]
+            f"{reason}: {proof}."
+        )
+        detail = self._detail(decision, facts, options, lead=lead)
+        suggestions = [self._replace_suggestion(decision, o, recommended=i == 0) for i, o in enumerate(options)]
+        self._emit(
+            kind, "warning", summary, detail, decision, suggestions, "at-most-one", key=(kind, decision.reference)
+        )
+
+    def _consults_card(self, decision: OrderDecision, facts: PatientFacts, best: list[Option]) -> None:
+        assert decision.item is not None and decision.rating is not None
+        drafted = self._drafted_procedures()
+        consults: dict[str, Option] = {}
+        for option in best:
+            if option.procedure.id not in drafted and option.item.id not in consults:
+                consults[option.item.id] = option
+        if not consults or ("consults",) in self._given:
+            return
+        names = ", ".join(o.item.display.split(" (")[0].lower() for o in consults.values())
+        summary = (
+            f"Painful pathological VCF: {text.short(decision.item.display)} is "
+            f"'{text.category_label(self._k, decision.rating)}'; consider {names}"
+        )
+        lead = (
+            "For a pathological fracture with ongoing or increasing pain, ACR rates multidisciplinary "
+            "consultation Usually appropriate: radiation oncology, spine surgery, and interventional radiology "
+            "for vertebral augmentation or ablation."
+        )
+        detail = self._detail(decision, facts, list(consults.values()), lead=lead)
+        suggestions = [
+            self._create_suggestion(decision.order, o.item, self._extensions(o, decision), f"Order {o.item.display}")
+            for o in consults.values()
+        ]
+        self._emit("consults", "warning", summary, detail, decision, suggestions, "any", key=("consults",))
+
+    # ------------------------------------------------------------------------------ other cards
+
+    def _red_flag(self, facts: PatientFacts, decisions: tuple[OrderDecision, ...]) -> None:
+        has_fracture = facts.vcf_current.value or facts.vcf_history.value
+        if not (facts.neurologic_deficit.value and has_fracture and decisions):
+            return
+        region = facts.fracture_region or frozenset({"cervical", "thoracic", "lumbar"})
+        drafted = self._drafted_procedures()
+        study_id = "ct-wo" if facts.mri_contraindication.value else "mri-wo"
+        suggestions = []
+        template = decisions[0].order
+        if not drafted & {"mri-wo", "mri-w", "mri-wwo", "ct-wo"}:
+            study = self._engine.rater.orderable(self._k.procedures[study_id], region)
+            if study is not None:
+                suggestions.append(
+                    self._create_suggestion(template, study, [], f"Order urgent {study.display}", "stat")
+                )
+        if "surgical-consult" not in drafted:
+            consult = self._engine.rater.orderable(self._k.procedures["surgical-consult"], region)
+            if consult is not None:
+                suggestions.append(
+                    self._create_suggestion(template, consult, [], f"Order urgent {consult.display}", "stat")
+                )
+        proof = "; ".join(e.summary for e in facts.neurologic_deficit.evidence[:2])
+        summary = f"Neurologic deficit with vertebral fracture ({proof}): urgent MRI and spine surgery consultation"
+        detail = "\n".join(
+            [
+                "**Red flag.** A vertebral compression fracture with a neurologic deficit or cord compression needs "
+                "urgent imaging (MRI; CT without contrast when MRI is contraindicated) and spine surgery "
+                "consultation, whatever was ordered.",
+                "",
+                *text.evidence_lines(facts, RED_FLAG_FACTS),
+                "",
+                text.source_line(self._k),
+            ]
+        )
+        self._emit("red-flag", "critical", summary, detail, decisions[0], suggestions, "any", key=("red-flag",))
+
+    def _ambiguity_card(self, decision: OrderDecision, facts: PatientFacts) -> None:
+        assert decision.inference is not None and decision.item is not None
+        asks = text.questions(decision)
+        key = ("ambiguous", decision.inference.deciding_facts)
+        if not asks or key in self._given:
+            return
+        summary = f"ACR rating of {text.short(decision.item.display)} needs one fact: document {asks[0]}"
+        rows = []
+        for v in decision.inference.variants:
+            row = self._k.variants[v].rating_of(decision.item.procedure)
+            rating = self._k.acr.categories[row.category].display if row else "not listed"
+            rows.append(f"- Variant {v} ({self._k.variants[v].title}): {rating}")
+        if None in decision.inference.candidates:
+            rows.append("- Or no variant of this topic applies, and the order is not rated.")
+        detail = "\n".join(
+            [
+                "The record leaves more than one ACR variant open, and they rate this order differently, so no "
+                "rating was recorded. Documenting the following would decide it:",
+                "",
+                *[f"- {q}" for q in asks],
+                "",
+                f"How **{text.short(decision.item.display)}** rates under each open possibility:",
+                "",
+                *rows,
+                "",
+                "**What the record shows**",
+                "",
+                *text.evidence_lines(facts),
+                "",
+                text.source_line(self._k),
+            ]
+        )
+        self._emit("ambiguous", "info", summary, detail, decision, [], None, key=key)
+
+    def _region_card(self, decision: OrderDecision, facts: PatientFacts) -> None:
+        assert decision.item is not None and decision.inference is not None
+        procedure = self._k.procedures[decision.item.procedure]
+        fracture = ", ".join(sorted(facts.fracture_region))
+        summary = f"{text.short(decision.item.display)} does not include the fractured region ({fracture})"
+        suggestions = []
+        target = self._engine.rater.orderable(procedure, facts.fracture_region)
+        rating = self._engine.rater.rating_for(procedure.id, decision.inference)
+        if target is not None and rating is not None:
+            option = Option(procedure, rating, procedure.rrl, target)
+            suggestions.append(self._replace_suggestion(decision, option, recommended=True))
+        detail = "\n".join(
+            [
+                f"The fracture is in the {fracture} spine; the ordered study covers "
+                f"{', '.join(decision.item.region or [])}. ACR rates studies of the fractured region only.",
+                "",
+                *text.evidence_lines(facts, ["vcf_current", "vcf_history"]),
+                "",
+                text.source_line(self._k),
+            ]
+        )
+        self._emit(
+            "region-mismatch",
+            "info",
+            summary,
+            detail,
+            decision,
+            suggestions,
+            "at-most-one",
+            key=("region-mismatch", decision.reference),
+        )
+
+    # ------------------------------------------------------------------------------ pieces
+
+    def _lead(self, decision: OrderDecision, kind: CardKind) -> str:
+        assert decision.rating is not None
+        category = text.category_label(self._k, decision.rating)
+        if kind == "lower-rated":
+            return f"The ordered option is **{category}** for this patient; Usually appropriate options exist."
+        return f"The ordered option is **{category}**, and a higher-rated option exists" + (
+            " (MRI without and with IV contrast is preferred when malignancy is in play)."
+            if self._malignant(decision)
+            else "."
+        )
+
+    def _malignant(self, decision: OrderDecision) -> bool:
+        return bool(decision.inference and set(decision.inference.variants) <= {2, 4})
+
+    def _detail(
+        self, decision: OrderDecision, facts: PatientFacts, options: list[Option] | tuple[Option, ...], *, lead: str
+    ) -> str:
+        assert decision.item is not None and decision.inference is not None
+        rows: list[tuple[str, str, Any, str | None]] = [
+            ("Ordered", decision.item.display, decision.rating, decision.radiation)
+        ]
+        rows += [("Suggested", o.item.display, o.rating, o.radiation) for o in options]
+        return "\n".join(
+            [
+                lead,
+                "",
+                *text.variant_lines(self._k, decision.inference.variants),
+                "",
+                *text.options_table(self._k, rows),
+                "",
+                "**Why this variant**",
+                "",
+                *text.evidence_lines(facts),
+                "",
+                text.source_line(self._k),
+            ]
+        )
+
+    def _extensions(self, option: Option, decision: OrderDecision) -> list[dict[str, Any]]:
+        variants = decision.inference.variants if decision.inference else ()
+        return rating_extensions(option.rating, variants, self._pama)
+
+    def _replace_suggestion(self, decision: OrderDecision, option: Option, *, recommended: bool) -> Suggestion:
+        extensions = self._extensions(option, decision)
+        label = f"Order {option.item.display} instead"
+        order_id = decision.order.get("id")
+        if self._call.suggestion_mode == "update" and isinstance(order_id, str):
+            actions = [
+                Action(
+                    type="update",
+                    description=f"Change the draft order to {option.item.display}",
+                    resource=replacement(decision.order, option.item, extensions, keep_id=True),
+                )
+            ]
+        else:
+            actions = []
+            if isinstance(order_id, str):
+                actions.append(
+                    Action(type="delete", description="Remove the draft order", resourceId=f"ServiceRequest/{order_id}")
+                )
+            actions.append(
+                Action(
+                    type="create",
+                    description=f"Order {option.item.display}",
+                    resource=replacement(decision.order, option.item, extensions, keep_id=False),
+                )
+            )
+        return Suggestion(label=label, uuid=str(uuid.uuid4()), isRecommended=recommended or None, actions=actions)
+
+    def _create_suggestion(
+        self,
+        template: dict[str, Any],
+        item: CatalogItem,
+        extensions: list[dict[str, Any]],
+        label: str,
+        priority: str | None = None,
+    ) -> Suggestion:
+        resource = new_order(
+            template, item, extensions, patient_reference=self._call.patient_reference, priority=priority
+        )
+        return Suggestion(
+            label=label,
+            uuid=str(uuid.uuid4()),
+            isRecommended=True,
+            actions=[Action(type="create", description=label, resource=resource)],
+        )
+
+    def _drafted_procedures(self) -> set[str]:
+        found = set()
+        for order in self._call.draft_orders:
+            item = self._engine.terminology.catalog_item(codings(order.get("code")))
+            if item is not None:
+                found.add(item.procedure)
+        return found
+
+    def _emit(
+        self,
+        kind: CardKind,
+        indicator: Literal["info", "warning", "critical"],
+        summary: str,
+        detail: str,
+        decision: OrderDecision,
+        suggestions: list[Suggestion],
+        selection: Literal["at-most-one", "any"] | None,
+        *,
+        key: tuple[Any, ...],
+    ) -> None:
+        if key in self._given:
+            return
+        self._given.add(key)
+        topic = self._k.acr.topic
+        reasons = None
+        if indicator in ("warning", "critical"):
+            reasons = [
+                OverrideReason(system=f"{self._call.code_system_base}/override-reason", code=r.code, display=r.display)
+                for code in self._k.override_reasons.by_card_kind[kind]
+                for r in self._k.override_reasons.reasons
+                if r.code == code
+            ]
+        card = Card(
+            uuid=str(uuid.uuid4()),
+            summary=text.fit(summary),
+            detail=detail,
+            indicator=indicator,
+            source=Source(
+                label=f"ACR Appropriateness Criteria ({topic.version})",
+                url=topic.url,
+                topic=Coding(system=f"{self._call.code_system_base}/acr-topic", code=topic.id, display=topic.title),
+            ),
+            suggestions=suggestions or None,
+            selectionBehavior=selection if suggestions else None,
+            overrideReasons=reasons,
+            links=[
+                Link(label="ACR Appropriateness Criteria: VCF narrative and ratings", url=topic.url, type="absolute")
+            ],
+        )
+        self._out.cards.append(card)
+        variants = decision.inference.variants if decision.inference else ()
+        first = codings(decision.order.get("code"))
+        self._out.issued.append(
+            IssuedCard(
+                card_uuid=card.uuid or "",
+                service_id=self._call.service_id,
+                hook_instance=self._call.hook_instance,
+                card_kind=kind,
+                indicator=indicator,
+                variant=variants[0] if len(variants) == 1 else None,
+                order_code=f"{first[0].system}|{first[0].code}" if first else None,
+                suggestion_uuids=tuple(s.uuid for s in suggestions if s.uuid),
+                issued_at=self._call.now,
+            )
+        )

@@ -1,0 +1,69 @@
+"""Argonaut "CDS Hooks for PAMA" rating extensions on ServiceRequests (product-spec §2, Rating).
+
+The ``pama-rating`` CodeableConcept carries the Argonaut Coding first (the CDS Hooks sandbox reads
+only the first), then translations with the ACR category and, where known, the median rating.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from cds_service.engine.rating import Rating
+from cds_service.knowledge import Knowledge
+
+EXT = "http://fhir.org/argonaut/Extension/"
+PAMA_RATING = EXT + "pama-rating"
+PAMA_SYSTEM = "http://fhir.org/argonaut/CodeSystem/pama-rating"
+PAMA_URLS = frozenset(
+    EXT + name
+    for name in ("pama-rating", "pama-rating-qcdsm-consulted", "pama-rating-consult-id", "pama-rating-auc-applied")
+)
+
+
+@dataclass(frozen=True)
+class PamaContext:
+    """What every rating of one service instance shares."""
+
+    knowledge: Knowledge
+    qcdsm_id: str
+    code_system_base: str
+
+    @property
+    def category_system(self) -> str:
+        return f"{self.code_system_base}/acr-appropriateness-category"
+
+    @property
+    def median_system(self) -> str:
+        return f"{self.code_system_base}/acr-median-rating"
+
+
+def rating_extensions(rating: Rating, variants: tuple[int, ...], ctx: PamaContext) -> list[dict[str, Any]]:
+    """The four Argonaut extensions for one rating, with a fresh consult id."""
+    info = ctx.knowledge.acr.categories[rating.category]
+    where = ", ".join(str(v) for v in variants)
+    label = f"{info.display} (ACR VCF variant {where}" + (f", median {rating.median})" if rating.median else ")")
+    coding: list[dict[str, Any]] = [
+        {"system": PAMA_SYSTEM, "code": info.pama},
+        {"system": ctx.category_system, "code": rating.category, "display": label},
+    ]
+    if rating.median is not None:
+        coding.append(
+            {"system": ctx.median_system, "code": str(rating.median), "display": f"Median rating {rating.median}"}
+        )
+    return [
+        {"url": PAMA_RATING, "valueCodeableConcept": {"coding": coding, "text": label}},
+        {"url": EXT + "pama-rating-qcdsm-consulted", "valueString": ctx.qcdsm_id},
+        {"url": EXT + "pama-rating-consult-id", "valueUri": f"urn:uuid:{uuid.uuid4()}"},
+        {"url": EXT + "pama-rating-auc-applied", "valueUri": ctx.knowledge.acr.topic.url},
+    ]
+
+
+def with_rating(resource: dict[str, Any], extensions: list[dict[str, Any]]) -> dict[str, Any]:
+    """A copy of ``resource`` whose PAMA extensions are exactly ``extensions``; nothing else changes."""
+    out = copy.deepcopy(resource)
+    kept = [e for e in out.get("extension") or [] if not (isinstance(e, dict) and e.get("url") in PAMA_URLS)]
+    out["extension"] = kept + extensions
+    return out

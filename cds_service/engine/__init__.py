@@ -1,0 +1,1 @@
+"""The clinical engine: facts -> variant -> ratings. Pure, typed, synchronous; no HTTP."""
