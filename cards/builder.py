@@ -197,7 +197,12 @@ class CardBuilder:
         drafted = self._drafted_procedures()
         study_id = "ct-wo" if facts.mri_contraindication.value else "mri-wo"
         suggestions = []
-        template = decisions[0].order
+        # The urgent orders cite the deficit, not the reasons of whatever order was being placed.
+        first = decisions[0].order
+        template: dict[str, Any] = {k: first[k] for k in ("encounter", "requester") if k in first}
+        deficit = [{"reference": e.reference} for e in facts.neurologic_deficit.evidence if "#" not in e.reference]
+        if deficit:
+            template["reasonReference"] = deficit
         if not drafted & {"mri-wo", "mri-w", "mri-wwo", "ct-wo"}:
             study = self._engine.rater.orderable(self._k.procedures[study_id], region)
             if study is not None:

@@ -89,6 +89,36 @@ def test_epic_shaped_call_with_operation_outcome_for_one_key_is_accepted(client:
     assert route.calls.last.request.headers["Authorization"] == "Bearer SECRET-TOKEN-123"
 
 
+def test_issued_cards_are_recorded_for_feedback(client: TestClient, store: SqliteFeedbackStore) -> None:
+    """Issue 4: card uuid, hookInstance, variant, order code and suggestion uuids are stored."""
+    from tests import records
+
+    prefetch = f.empty_prefetch()
+    prefetch["conditions"] = f.bundle(records.record_for_variant(1))
+    bone_scan = f.service_request(codings=[{"system": f.CPT, "code": "78306"}])
+    body = f.sandbox_order_select([bone_scan], prefetch=prefetch)
+    response = client.post(SELECT, json=body)
+    (card,) = response.json()["cards"]
+    (issued,) = store.issued()
+    assert issued.card_uuid == card["uuid"]
+    assert issued.hook_instance == body["hookInstance"]
+    assert (issued.variant, issued.card_kind, issued.indicator) == (1, "lower-rated", "warning")
+    assert issued.order_code == "http://www.ama-assn.org/go/cpt|78306"
+    assert issued.suggestion_uuids == tuple(s["uuid"] for s in card["suggestions"])
+    feedback = {
+        "feedback": [
+            {
+                "card": card["uuid"],
+                "outcome": "accepted",
+                "outcomeTimestamp": "2026-11-21T10:00:00Z",
+                "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+            }
+        ]
+    }
+    assert client.post(f"{SELECT}/feedback", json=feedback).status_code == 200
+    assert store.feedback()[0].known_card is True
+
+
 def test_unknown_service_is_404(client: TestClient) -> None:
     assert_outcome(client.post("/cds-services/nope", json=f.sandbox_order_select()), 404, "No CDS service")
 
