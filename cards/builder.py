@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from cds_service.engine.evaluate import Engine, Evaluation
 from cds_service.engine.facts import PatientFacts
-from cds_service.engine.fhir import codings
+from cds_service.engine.fhir import codings, reference_of
 from cds_service.engine.rating import Option, OrderDecision, Status
 from cds_service.feedback_store import IssuedCard
 from cds_service.knowledge.models import CatalogItem
@@ -98,9 +98,11 @@ class CardBuilder:
 
     def _rated_card(self, decision: OrderDecision, facts: PatientFacts) -> None:
         assert decision.rating is not None and decision.inference is not None and decision.item is not None
-        alternatives = decision.alternatives
+        # An option already drafted in another order is not suggested again.
+        drafted = self._drafted_procedures(excluding=decision.reference)
+        alternatives = tuple(a for a in decision.alternatives if a.procedure.id not in drafted)
         if decision.contraindications:
-            self._contraindication_card(decision, facts)
+            self._contraindication_card(decision, facts, alternatives)
             return
         best = [a for a in alternatives if a.rating.rank == 3]
         if decision.rating.rank < 3 and best:
@@ -137,7 +139,9 @@ class CardBuilder:
             kind, indicator, summary, detail, decision, suggestions, "at-most-one", key=(kind, decision.reference)
         )
 
-    def _contraindication_card(self, decision: OrderDecision, facts: PatientFacts) -> None:
+    def _contraindication_card(
+        self, decision: OrderDecision, facts: PatientFacts, alternatives: tuple[Option, ...]
+    ) -> None:
         assert decision.item is not None
         if "mri-contraindication" in decision.contraindications:
             kind: CardKind = "mri-contraindication"
@@ -147,7 +151,7 @@ class CardBuilder:
             kind = "gadolinium-risk"
             why = facts.gadolinium_risk
             reason = "gadolinium contrast is risky for this patient"
-        options = list(decision.alternatives[:2])
+        options = list(alternatives[:2])
         proof = ", ".join(e.summary for e in why.evidence[:2])
         instead = f"; consider {text.short(options[0].item.display)}" if options else ""
         summary = f"{text.short(decision.item.display)}: {reason} ({proof}){instead}"
@@ -163,11 +167,9 @@ class CardBuilder:
 
     def _consults_card(self, decision: OrderDecision, facts: PatientFacts, best: list[Option]) -> None:
         assert decision.item is not None and decision.rating is not None
-        drafted = self._drafted_procedures()
         consults: dict[str, Option] = {}
         for option in best:
-            if option.procedure.id not in drafted and option.item.id not in consults:
-                consults[option.item.id] = option
+            consults.setdefault(option.item.id, option)
         if not consults or ("consults",) in self._given:
             return
         names = ", ".join(o.item.display.split(" (")[0].lower() for o in consults.values())
@@ -203,7 +205,8 @@ class CardBuilder:
         deficit = [{"reference": e.reference} for e in facts.neurologic_deficit.evidence if "#" not in e.reference]
         if deficit:
             template["reasonReference"] = deficit
-        if not drafted & {"mri-wo", "mri-w", "mri-wwo", "ct-wo"}:
+        urgent_imaging = {"ct-wo"} if facts.mri_contraindication.value else {"mri-wo", "mri-w", "mri-wwo"}
+        if not drafted & urgent_imaging:
             study = self._engine.rater.orderable(self._k.procedures[study_id], region)
             if study is not None:
                 suggestions.append(
@@ -385,9 +388,12 @@ class CardBuilder:
             actions=[Action(type="create", description=label, resource=resource)],
         )
 
-    def _drafted_procedures(self) -> set[str]:
+    def _drafted_procedures(self, excluding: str | None = None) -> set[str]:
+        """Procedures of the session's draft orders (other than ``excluding``)."""
         found = set()
         for order in self._call.draft_orders:
+            if excluding is not None and reference_of(order) == excluding:
+                continue
             item = self._engine.terminology.catalog_item(codings(order.get("code")))
             if item is not None:
                 found.add(item.procedure)

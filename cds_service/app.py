@@ -14,7 +14,6 @@ import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -142,7 +141,7 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
             context=context,
             orders=service.orders_to_rate(context),
             record=data.all_resources(),
-            now=datetime.now(UTC),
+            now=rt.settings.now(),
         )
         advice = advise(call, rt.settings)
         await run_in_threadpool(rt.store.record_issued, advice.issued)

@@ -6,6 +6,7 @@ Every field here is listed in the README. Defaults are the development profile: 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -42,6 +43,9 @@ class Settings(BaseSettings):
     # alone. True (development) reads such an open server without a token; set False in production.
     fhir_fetch_without_token: bool = True
 
+    # A fixed "now" (ISO 8601) for demonstrations and reproducible tests; unset means the system clock.
+    clock: datetime | None = None
+
     # A fracture recorded or with onset within this many weeks counts as "new".
     new_fracture_weeks: int = Field(default=12, ge=1)
 
@@ -53,6 +57,12 @@ class Settings(BaseSettings):
     # Base URI of the small code systems this service defines (override reasons, ACR category
     # translations, topic). Point it at a URL your organisation controls.
     code_system_base: str = "https://cds.example.org/fhir/CodeSystem"
+
+    def now(self) -> datetime:
+        """The current time, or the fixed clock when one is set."""
+        if self.clock is None:
+            return datetime.now(UTC)
+        return self.clock if self.clock.tzinfo else self.clock.replace(tzinfo=UTC)
 
 
 @lru_cache(maxsize=1)

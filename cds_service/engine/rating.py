@@ -142,18 +142,15 @@ class Rater:
         if ordered_contraindicated and options:
             best = max(o.rating.rank for o in options)
             options = [o for o in options if o.rating.rank == best]
-        options.sort(key=self._option_key)
+        first = inference.variants[0]
+        options.sort(key=lambda option: self._option_key(option, first))
         return tuple(options)
 
-    def _option_key(self, option: Option) -> tuple[int, int, int, int]:
+    def _option_key(self, option: Option, variant: int) -> tuple[int, int, int, int]:
         levels = self._k.acr.radiation_levels
         radiation = levels[option.radiation].rank if option.radiation in levels else 9
-        return (
-            -option.rating.rank,
-            -(option.rating.median or 0),
-            radiation,
-            self._k.procedure_order(option.procedure.id),
-        )
+        position = self._k.table_position(variant, option.procedure.id)
+        return (-option.rating.rank, -(option.rating.median or 0), radiation, position)
 
     def orderable(self, procedure: Procedure, region: Region) -> CatalogItem | None:
         """The catalog item that orders ``procedure`` for ``region``: the exact region if listed, else the

@@ -47,9 +47,12 @@ class Knowledge:
     def catalog_items(self) -> dict[str, CatalogItem]:
         return {item.id: item for item in self.catalog.items}
 
-    def procedure_order(self, procedure_id: str) -> int:
-        """Position of a procedure in the ACR tables, the last tie-breaker when ranking options."""
-        return list(self.procedures).index(procedure_id)
+    def table_position(self, variant: int, procedure_id: str) -> int:
+        """Row of a procedure in a variant's ACR table: the last tie-breaker when ranking options."""
+        for position, row in enumerate(self.variants[variant].ratings):
+            if row.procedure == procedure_id:
+                return position
+        return len(self.variants[variant].ratings)
 
 
 def _read(name: str) -> object:

@@ -277,6 +277,26 @@ def test_red_flag_suggests_urgent_mri_when_none_is_drafted() -> None:
         assert resource["subject"] == {"reference": "Patient/p1"}
 
 
+def test_red_flag_still_suggests_urgent_mri_when_only_ct_is_drafted() -> None:
+    record = [*r.record_for_variant(1), condition("cc", "G95.20")]
+    card = next(c for c in call(record, [order("a", "72131")])["cards"] if c["indicator"] == "critical")
+    assert suggested_codes(card) == ["72148", "308482002"]
+
+
+def test_red_flag_with_mri_contraindication_suggests_ct() -> None:
+    record = [*r.record_for_variant(1), condition("cc", "G95.20"), condition("pm", "Z95.0")]
+    card = next(c for c in call(record, [order("a", "73721")])["cards"] if c["indicator"] == "critical")
+    assert suggested_codes(card) == ["72131", "308482002"]
+
+
+def test_options_drafted_in_other_orders_are_not_suggested_again() -> None:
+    """Variant 8: medical management ordered beside an augmentation; only surgery is left to suggest."""
+    drafts = [order("a", "306265007", SNOMED), order("b", "22514")]
+    body = call(r.record_for_variant(8), drafts)
+    (card,) = body["cards"]
+    assert suggested_codes(card) == ["308482002"]
+
+
 def test_ambiguity_gets_an_info_card_naming_the_missing_fact() -> None:
     record = [r.lumbar_vcf("icd"), r.cancer("icd")]  # symptoms undocumented
     body = call(record, [order("a", "72149")])  # MRI with contrast: V2 May be, V4 Usually not

@@ -122,6 +122,12 @@ def test_alternatives_ranked_by_category_median_radiation() -> None:
     assert [a.procedure.id for a in v1.alternatives] == ["mri-wo", "ct-wo"]  # MRI first: O beats ☢☢☢
 
 
+def test_ties_break_by_the_variants_own_table_order() -> None:
+    """Variant 4 lists MRI without and with contrast first: it leads when nothing else separates."""
+    decision = decide(r.record_for_variant(4), order_codes("bone-scan-whole-body"))
+    assert [a.procedure.id for a in decision.alternatives] == ["mri-wwo", "mri-wo", "ct-wo"]
+
+
 def test_alternatives_keep_the_order_region() -> None:
     record = [*r.record_for_variant(1), condition("v2", "M48.54XA", recorded=r.days_ago(3))]
     decision = decide(record, [{"system": CPT, "code": "72130"}])  # CT thoracic w/o+w
