@@ -7,6 +7,7 @@ follow product-spec §3.4, and the same advice is never given twice in one respo
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -98,17 +99,16 @@ class CardBuilder:
 
     def _rated_card(self, decision: OrderDecision, facts: PatientFacts) -> None:
         assert decision.rating is not None and decision.inference is not None and decision.item is not None
-        # An option already drafted in another order is not suggested again.
-        drafted = self._drafted_procedures(excluding=decision.reference)
-        alternatives = tuple(a for a in decision.alternatives if a.procedure.id not in drafted)
+        alternatives = decision.alternatives
         if decision.contraindications:
-            self._contraindication_card(decision, facts, alternatives)
+            self._contraindication_card(decision, facts)
             return
         best = [a for a in alternatives if a.rating.rank == 3]
         if decision.rating.rank < 3 and best:
             phase = self._k.procedures[decision.item.procedure].phase
             if phase == "treatment" and decision.inference.variants == (9,):
-                self._consults_card(decision, facts, best)
+                drafted = self._drafted_procedures(excluding=decision.reference)
+                self._consults_card(decision, facts, [a for a in best if a.procedure.id not in drafted])
             else:
                 self._replace_card(decision, facts, best[:MAX_REPLACEMENTS], "lower-rated", "warning")
         elif alternatives:
@@ -123,47 +123,59 @@ class CardBuilder:
         indicator: Literal["info", "warning"],
     ) -> None:
         assert decision.rating is not None and decision.item is not None and decision.inference is not None
-        ordered = decision.item.display
+        ordered = text.short(decision.item.display)
         category = text.category_label(self._k, decision.rating)
-        variants = decision.inference.variants
-        where = "/".join(str(v) for v in variants)
-        better = options[0]
-        suggested = text.short(better.item.display)
+        where = "/".join(str(v) for v in decision.inference.variants)
+        suggestions, headline = self._offers(decision, options)
         if kind == "lower-rated":
-            summary = f"{text.short(ordered)} is '{category}' (ACR VCF variant {where}); consider {suggested}"
+            summary = f"{ordered} is '{category}' (ACR VCF variant {where}); consider {headline}"
         else:
-            summary = f"{suggested} rates higher than {text.short(ordered)} (ACR VCF variant {where})"
+            summary = f"{headline} rates higher than {ordered} (ACR VCF variant {where})"
         detail = self._detail(decision, facts, options, lead=self._lead(decision, kind))
-        suggestions = [self._replace_suggestion(decision, o, recommended=i == 0) for i, o in enumerate(options)]
-        self._emit(
-            kind, indicator, summary, detail, decision, suggestions, "at-most-one", key=(kind, decision.reference)
-        )
+        key = (kind, decision.reference)
+        self._emit(kind, indicator, summary, detail, decision, suggestions, "at-most-one", key=key)
 
-    def _contraindication_card(
-        self, decision: OrderDecision, facts: PatientFacts, alternatives: tuple[Option, ...]
-    ) -> None:
-        assert decision.item is not None
+    def _contraindication_card(self, decision: OrderDecision, facts: PatientFacts) -> None:
+        assert decision.item is not None and decision.rating is not None
         if "mri-contraindication" in decision.contraindications:
             kind: CardKind = "mri-contraindication"
             why = facts.mri_contraindication
-            reason = "an implanted device contraindicates MRI"
+            reason = "MRI contraindicated"
+            explained = "an implanted device contraindicates MRI"
         else:
             kind = "gadolinium-risk"
             why = facts.gadolinium_risk
-            reason = "gadolinium contrast is risky for this patient"
-        options = list(alternatives[:2])
+            reason = "gadolinium contrast risk"
+            explained = "gadolinium contrast is risky for this patient"
+        options = decision.alternatives[:2]
         proof = ", ".join(e.summary for e in why.evidence[:2])
-        instead = f"; consider {text.short(options[0].item.display)}" if options else ""
+        suggestions, headline = self._offers(decision, options)
+        instead = f"; consider {headline}" if options else ""
         summary = f"{text.short(decision.item.display)}: {reason} ({proof}){instead}"
-        lead = (
-            f"The ordered study is {text.category_label(self._k, decision.rating)} for this variant, but "  # type: ignore[arg-type]
-            f"{reason}: {proof}."
-        )
+        category = text.category_label(self._k, decision.rating)
+        lead = f"The ordered study is {category} for this variant, but {explained}: {proof}."
         detail = self._detail(decision, facts, options, lead=lead)
-        suggestions = [self._replace_suggestion(decision, o, recommended=i == 0) for i, o in enumerate(options)]
-        self._emit(
-            kind, "warning", summary, detail, decision, suggestions, "at-most-one", key=(kind, decision.reference)
-        )
+        key = (kind, decision.reference)
+        self._emit(kind, "warning", summary, detail, decision, suggestions, "at-most-one", key=key)
+
+    def _offers(self, decision: OrderDecision, options: Sequence[Option]) -> tuple[list[Suggestion], str]:
+        """Suggestions that replace the draft with each option not yet ordered, plus one that removes the
+        draft when an option is already ordered in another draft (first when that option is the best).
+        Also the headline of the best option for the summary."""
+        if not options:
+            return [], ""
+        drafted = self._drafted_procedures(excluding=decision.reference)
+        fresh = [o for o in options if o.procedure.id not in drafted]
+        already = [drafted[o.procedure.id] for o in options if o.procedure.id in drafted]
+        suggestions = [self._replace_suggestion(decision, o) for o in fresh]
+        best_is_ordered = options[0].procedure.id in drafted
+        if already:
+            remove = self._remove_suggestion(decision, already[0])
+            suggestions.insert(0 if best_is_ordered else len(suggestions), remove)
+        suggestions[0] = suggestions[0].model_copy(update={"isRecommended": True})
+        if best_is_ordered:
+            return suggestions, f"{text.short(already[0].display)} (already ordered)"
+        return suggestions, text.short(options[0].item.display)
 
     def _consults_card(self, decision: OrderDecision, facts: PatientFacts, best: list[Option]) -> None:
         assert decision.item is not None and decision.rating is not None
@@ -206,7 +218,7 @@ class CardBuilder:
         if deficit:
             template["reasonReference"] = deficit
         urgent_imaging = {"ct-wo"} if facts.mri_contraindication.value else {"mri-wo", "mri-w", "mri-wwo"}
-        if not drafted & urgent_imaging:
+        if not urgent_imaging & drafted.keys():
             study = self._engine.rater.orderable(self._k.procedures[study_id], region)
             if study is not None:
                 suggestions.append(
@@ -277,7 +289,7 @@ class CardBuilder:
         rating = self._engine.rater.rating_for(procedure.id, decision.inference)
         if target is not None and rating is not None:
             option = Option(procedure, rating, procedure.rrl, target)
-            suggestions.append(self._replace_suggestion(decision, option, recommended=True))
+            suggestions.append(self._replace_suggestion(decision, option).model_copy(update={"isRecommended": True}))
         detail = "\n".join(
             [
                 f"The fracture is in the {fracture} spine; the ordered study covers "
@@ -343,7 +355,7 @@ class CardBuilder:
         variants = decision.inference.variants if decision.inference else ()
         return rating_extensions(option.rating, variants, self._pama)
 
-    def _replace_suggestion(self, decision: OrderDecision, option: Option, *, recommended: bool) -> Suggestion:
+    def _replace_suggestion(self, decision: OrderDecision, option: Option) -> Suggestion:
         extensions = self._extensions(option, decision)
         label = f"Order {option.item.display} instead"
         order_id = decision.order.get("id")
@@ -368,7 +380,13 @@ class CardBuilder:
                     resource=replacement(decision.order, option.item, extensions, keep_id=False),
                 )
             )
-        return Suggestion(label=label, uuid=str(uuid.uuid4()), isRecommended=recommended or None, actions=actions)
+        return Suggestion(label=label, uuid=str(uuid.uuid4()), actions=actions)
+
+    def _remove_suggestion(self, decision: OrderDecision, kept: CatalogItem) -> Suggestion:
+        assert decision.item is not None
+        label = f"Remove {decision.item.display}: {kept.display} is already ordered"
+        action = Action(type="delete", description=label, resourceId=decision.reference)
+        return Suggestion(label=label, uuid=str(uuid.uuid4()), actions=[action])
 
     def _create_suggestion(
         self,
@@ -388,15 +406,15 @@ class CardBuilder:
             actions=[Action(type="create", description=label, resource=resource)],
         )
 
-    def _drafted_procedures(self, excluding: str | None = None) -> set[str]:
-        """Procedures of the session's draft orders (other than ``excluding``)."""
-        found = set()
+    def _drafted_procedures(self, excluding: str | None = None) -> dict[str, CatalogItem]:
+        """Procedures of the session's draft orders (other than ``excluding``), with the item ordered."""
+        found: dict[str, CatalogItem] = {}
         for order in self._call.draft_orders:
             if excluding is not None and reference_of(order) == excluding:
                 continue
             item = self._engine.terminology.catalog_item(codings(order.get("code")))
             if item is not None:
-                found.add(item.procedure)
+                found.setdefault(item.procedure, item)
         return found
 
     def _emit(

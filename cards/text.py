@@ -35,7 +35,8 @@ _SHORTER = (
 
 
 def short(display: str) -> str:
-    """A study name compact enough for a summary line."""
+    """A study name compact enough for a summary line (no parenthetical, short contrast words)."""
+    display = display.split(" (")[0]
     for long, brief in _SHORTER:
         display = display.replace(long, brief)
     return display

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hooks import SERVICES
 
 from .advice import HookCall, advise
+from .cors import add_cors
 from .errors import BadRequest, CdsError, HookMismatch, UnknownService
 from .feedback_store import FeedbackStore, SqliteFeedbackStore
 from .fhir_client import FhirFetcher
@@ -87,14 +87,7 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
     )
     # Middleware added last runs first: CORS wraps the body limit so a browser sees its 413 too.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Accept"],
-        allow_credentials=False,  # "*" with credentials is invalid; CDS Hooks uses bearer headers
-        max_age=600,
-    )
+    add_cors(app, settings.cors_origins)
     _install_error_handlers(app)
 
     def runtime(request: Request) -> Runtime:

@@ -289,12 +289,25 @@ def test_red_flag_with_mri_contraindication_suggests_ct() -> None:
     assert suggested_codes(card) == ["72131", "308482002"]
 
 
-def test_options_drafted_in_other_orders_are_not_suggested_again() -> None:
-    """Variant 8: medical management ordered beside an augmentation; only surgery is left to suggest."""
+def test_better_option_already_ordered_suggests_removing_the_lower_rated_draft() -> None:
+    """Variant 8: medical management beside an augmentation (the best option, already ordered)."""
     drafts = [order("a", "306265007", SNOMED), order("b", "22514")]
     body = call(r.record_for_variant(8), drafts)
     (card,) = body["cards"]
-    assert suggested_codes(card) == ["308482002"]
+    remove, surgery = card["suggestions"]
+    assert remove["isRecommended"] is True
+    assert remove["actions"] == [{"type": "delete", "description": remove["label"], "resourceId": "ServiceRequest/a"}]
+    assert "already ordered" in remove["label"] and "already ordered" in card["summary"]
+    assert surgery["actions"][0]["resource"]["code"]["coding"][0]["code"] == "308482002"
+
+
+def test_remove_comes_after_replacements_when_the_best_option_is_not_yet_ordered() -> None:
+    """Variant 3: PET/CT beside a CT; the best option (MRI without contrast) is not ordered yet."""
+    record = r.record_for_variant(3)
+    body = call(record, [order("a", "78815"), order("b", "72131")])
+    (card,) = body["cards"]
+    assert [s["actions"][0]["type"] for s in card["suggestions"]] == ["update", "delete"]
+    assert suggested_codes(card) == ["72148"]
 
 
 def test_ambiguity_gets_an_info_card_naming_the_missing_fact() -> None:

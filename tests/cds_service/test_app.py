@@ -310,6 +310,19 @@ def test_cors_preflight_on_every_route(client: TestClient, path: str) -> None:
     assert "authorization" in allowed and "content-type" in allowed
 
 
+def test_private_network_preflight_from_the_public_sandbox(client: TestClient) -> None:
+    response = client.options(
+        "/cds-services",
+        headers={
+            "Origin": "https://sandbox.cds-hooks.org",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Private-Network": "true",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-private-network"] == "true"
+
+
 def test_cors_headers_on_actual_responses_including_errors(client: TestClient) -> None:
     origin = {"Origin": "https://sandbox.cds-hooks.org"}
     assert client.get("/cds-services", headers=origin).headers["access-control-allow-origin"] == "*"

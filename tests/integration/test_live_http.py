@@ -1,0 +1,201 @@
+"""The real service and the fixture FHIR server as processes on 127.0.0.1, driven over HTTP.
+
+Every fixture scenario runs in both modes: prefetch filled by the EHR simulator, and fetch, where
+the service reads the fixture FHIR server with the bearer token it was given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cds_service.ehr import fire, free_port
+from cds_service.scenarios import Scenario, load_all
+from tests.records import TODAY
+
+ROOT = Path(__file__).parents[2]
+SCENARIOS = load_all(ROOT / "fixtures", TODAY)
+TOKEN = "integration-token-5d1f"
+
+
+def start(args: list[str], env: dict[str, str], ready_url: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cds_service", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{args[0]} exited: {process.stderr.read().decode() if process.stderr else ''}")
+        try:
+            if httpx.get(ready_url, timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{args[0]} did not become ready at {ready_url}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    env = {
+        "CDS_CLOCK": f"{TODAY.isoformat()}T12:00:00Z",
+        "CDS_FEEDBACK_DB_PATH": str(tmp_path_factory.mktemp("db") / "feedback.sqlite3"),
+        "CDS_FHIR_BUDGET_SECONDS": "5",
+    }
+    process = start(
+        ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env,
+        f"http://127.0.0.1:{port}/health",
+    )
+    yield f"http://127.0.0.1:{port}"
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def fhir_server() -> Iterator[str]:
+    port = free_port()
+    args = ["fhir-server", "--port", str(port), "--token", TOKEN, "--today", TODAY.isoformat()]
+    process = start(args, {}, f"http://127.0.0.1:{port}/metadata")
+    yield f"http://127.0.0.1:{port}"
+    stop(process)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_scenario_in_prefetch_mode(service: str, scenario: Scenario) -> None:
+    result = fire(scenario, service, mode="prefetch")
+    assert result.status == 200 and result.problems == []
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_scenario_in_fetch_mode(service: str, fhir_server: str, scenario: Scenario) -> None:
+    result = fire(scenario, service, mode="fetch", fhir_url=fhir_server, token=TOKEN)
+    assert result.status == 200 and result.problems == []
+
+
+def test_fetch_with_a_refused_token_is_412_naming_the_query(service: str, fhir_server: str) -> None:
+    result = fire(SCENARIOS[0], service, mode="fetch", fhir_url=fhir_server, token="wrong")
+    assert result.status == 412
+    issue = result.response["issue"][0]
+    assert "refused access (HTTP 401)" in issue["diagnostics"] and "wrong" not in json.dumps(result.response)
+
+
+def test_fire_command_exit_status_and_json(service: str) -> None:
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cds_service",
+            "fire",
+            "v2-ct-without-contrast",
+            "--url",
+            service,
+            "--today",
+            TODAY.isoformat(),
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    (report,) = json.loads(ok.stdout)
+    assert report["ok"] and report["response"]["cards"][0]["indicator"] == "info"
+    readable = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cds_service",
+            "fire",
+            "pacemaker",
+            "--url",
+            service,
+            "--today",
+            TODAY.isoformat(),
+            "--mode",
+            "fetch",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert readable.returncode == 0, readable.stderr
+    assert "[WARNING]" in readable.stdout and "MRI contraindicated" in readable.stdout
+    assert "OK: the expected outcome held." in readable.stdout
+
+
+def test_fire_exits_1_when_the_expected_outcome_does_not_hold(service: str, tmp_path: Path) -> None:
+    fixture = json.loads((ROOT / "fixtures" / "v2-ct-without-contrast.json").read_text())
+    fixture["expected"]["cards"] = []
+    (tmp_path / "changed.json").write_text(json.dumps(fixture))
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cds_service",
+            "fire",
+            "changed",
+            "--fixtures",
+            str(tmp_path),
+            "--url",
+            service,
+            "--today",
+            TODAY.isoformat(),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 1 and "FAILED: cards" in run.stdout
+
+
+def test_fixture_fhir_server_answers_what_the_sandbox_reads(fhir_server: str) -> None:
+    """Product spec §4: /metadata, /Patient, /Patient/{id} with a name, /Condition?patient=, CORS."""
+    headers = {"Authorization": f"Bearer {TOKEN}", "Origin": "https://sandbox.cds-hooks.org"}
+    assert httpx.get(f"{fhir_server}/metadata").json()["resourceType"] == "CapabilityStatement"
+    patients = httpx.get(f"{fhir_server}/Patient", headers=headers)
+    assert patients.headers["access-control-allow-origin"] == "*"
+    assert len(patients.json()["entry"]) == len(SCENARIOS)
+    patient = httpx.get(f"{fhir_server}/Patient/v1-icd-cpt", headers=headers).json()
+    assert patient["name"][0]["family"] and isinstance(patient["name"][0]["given"], list)
+    conditions = httpx.get(f"{fhir_server}/Condition", params={"patient": "v1-icd-cpt"}, headers=headers).json()
+    assert {e["resource"]["id"] for e in conditions["entry"]} == {"v1-icd-cpt-vcf", "v1-icd-cpt-pain"}
+    posted = httpx.post(f"{fhir_server}/Condition/_search", data={"patient": "v1-icd-cpt"}, headers=headers).json()
+    assert posted["total"] == 2
+    preflight = httpx.options(
+        f"{fhir_server}/Patient",
+        headers={
+            "Origin": "https://sandbox.cds-hooks.org",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert preflight.status_code == 200
+    assert httpx.get(f"{fhir_server}/Patient").status_code == 401  # token required when configured
+    assert httpx.get(f"{fhir_server}/Condition", params={"foo": "1"}, headers=headers).status_code == 400
