@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from cds_service.engine.fhir import items
 from cds_service.engine.rating import Rating
 from cds_service.knowledge import Knowledge
 
@@ -64,6 +65,6 @@ def rating_extensions(rating: Rating, variants: tuple[int, ...], ctx: PamaContex
 def with_rating(resource: dict[str, Any], extensions: list[dict[str, Any]]) -> dict[str, Any]:
     """A copy of ``resource`` whose PAMA extensions are exactly ``extensions``; nothing else changes."""
     out = copy.deepcopy(resource)
-    kept = [e for e in out.get("extension") or [] if not (isinstance(e, dict) and e.get("url") in PAMA_URLS)]
+    kept = [e for e in items(out.get("extension")) if not (isinstance(e, dict) and e.get("url") in PAMA_URLS)]
     out["extension"] = kept + extensions
     return out

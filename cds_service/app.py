@@ -7,7 +7,6 @@ never a request body, a token or a patient identifier.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import traceback
@@ -19,8 +18,9 @@ from typing import Any, TypeVar
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -31,9 +31,10 @@ from .cors import add_cors
 from .errors import BadRequest, CdsError, HookMismatch, UnknownService
 from .feedback_store import FeedbackStore, SqliteFeedbackStore
 from .fhir_client import FhirFetcher
-from .limits import BodySizeLimit
+from .limits import BodySizeLimit, check_counts, check_shape, parse_json
 from .prefetch import resolve_prefetch
 from .protocol import FeedbackRequest, HookRequest
+from .security import ClientAuthenticator, ClientAuthMiddleware, JwksCache, ReplayCache
 from .services import CdsService, validation_summary
 from .settings import Settings, get_settings
 
@@ -49,11 +50,16 @@ class Runtime:
     settings: Settings
     store: FeedbackStore
     fetcher: FhirFetcher
+    authenticator: ClientAuthenticator | None
 
 
 def create_app(settings: Settings | None = None, *, store: FeedbackStore | None = None) -> FastAPI:
     """A configured app. ``store`` replaces the SQLite store built from settings (tests)."""
     settings = settings or get_settings()
+    settings.check_startable()
+    # httpx and httpcore log every request URL at INFO/DEBUG, and FHIR query URLs carry the patient id.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     services = {service.id: service for service in SERVICES}
 
     @asynccontextmanager
@@ -68,9 +74,19 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
             settings=settings,
             store=own_store,
             fetcher=FhirFetcher(
-                client, max_pages=settings.fhir_max_pages, max_response_bytes=settings.fhir_max_response_bytes
+                client,
+                max_pages=settings.fhir_max_pages,
+                max_response_bytes=settings.fhir_max_response_bytes,
+                max_resources=settings.max_prefetch_resources,
             ),
+            authenticator=_authenticator(settings, client),
         )
+        if not settings.auth_enabled:
+            log.warning(
+                "client authentication is OFF (development profile): any caller on %s can use this service; "
+                "set CDS_PROFILE=production and CDS_TRUSTED_ISSUERS before it sees patient data",
+                settings.host,
+            )
         try:
             yield
         finally:
@@ -85,10 +101,13 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
         docs_url=None,
         redoc_url=None,
     )
-    # Middleware added last runs first: CORS wraps the body limit so a browser sees its 413 too.
+    # Middleware added last runs first: CORS, then client authentication, then the body limit, so a
+    # browser sees 401 and 413 answers too.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ClientAuthMiddleware, public_base_url=settings.public_base_url, open_paths=OPEN_PATHS)
     add_cors(app, settings.cors_origins)
     _install_error_handlers(app)
+    app.openapi = lambda: _openapi(app, list(services))  # type: ignore[method-assign]
 
     def runtime(request: Request) -> Runtime:
         rt: Runtime = request.app.state.runtime
@@ -113,7 +132,10 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
         started = time.perf_counter()
         service = service_for(service_id)
         rt = runtime(request)
-        hook_request = _parse(HookRequest, await _json_body(request))
+        raw = await _json_body(request, rt.settings)
+        if isinstance(raw, dict):
+            check_counts(raw, rt.settings.shape_limits())
+        hook_request = _parse(HookRequest, raw)
         if hook_request.hook != service.hook:
             raise HookMismatch(
                 f"Service {service.id!r} answers the {service.hook!r} hook, not {hook_request.hook!r}",
@@ -124,7 +146,7 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
             list(service.prefetch),
             hook_request,
             rt.fetcher,
-            fetch_without_token=rt.settings.fhir_fetch_without_token,
+            fetch_without_token=rt.settings.tokenless_fetch,
             timeout=rt.settings.fhir_timeout_seconds,
             budget=rt.settings.fhir_budget_seconds,
         )
@@ -151,7 +173,7 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> JSONResponse:
         service = service_for(service_id)
-        body = _parse(FeedbackRequest, await _json_body(request))
+        body = _parse(FeedbackRequest, await _json_body(request, runtime(request).settings))
         stored = await run_in_threadpool(runtime(request).store.record_feedback, service.id, body.feedback)
         log.info("feedback service=%s entries=%d", service.id, stored)
         return JSONResponse({"stored": stored})
@@ -159,14 +181,74 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
     return app
 
 
-async def _json_body(request: Request) -> Any:
+OPEN_PATHS = frozenset({"/health"})
+_ERRORS = {
+    "400": "Invalid JSON, or a request that breaks CDS Hooks 2.0",
+    "401": "Missing or invalid client JWT (when authentication is on)",
+    "404": "No such CDS service",
+    "412": "Required FHIR data neither prefetched nor fetchable",
+    "413": "Body, draft orders or prefetch over the configured limits",
+}
+
+
+def _openapi(app: FastAPI, service_ids: list[str]) -> dict[str, Any]:
+    """The OpenAPI document, with the request bodies our handlers read (they parse raw JSON
+    themselves to answer 400 with an OperationOutcome instead of FastAPI's 422)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["OperationOutcome"] = {"type": "object", "required": ["resourceType", "issue"]}
+    bodies: dict[str, type[BaseModel]] = {
+        "/cds-services/{service_id}": HookRequest,
+        "/cds-services/{service_id}/feedback": FeedbackRequest,
+    }
+    for path, model in bodies.items():
+        body_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body_schema.pop("$defs", {}))
+        components[model.__name__] = body_schema
+        operation = schema["paths"][path]["post"]
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+        for parameter in operation.get("parameters", []):
+            if parameter["name"] == "service_id":
+                parameter["schema"] = {"type": "string", "enum": service_ids}
+        outcome = {"application/json": {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}}
+        operation["responses"].pop("422", None)
+        operation["responses"].update(
+            {code: {"description": text, "content": outcome} for code, text in _ERRORS.items()}
+        )
+    app.openapi_schema = schema
+    return schema
+
+
+def _authenticator(settings: Settings, client: httpx.AsyncClient) -> ClientAuthenticator | None:
+    if not settings.auth_enabled:
+        return None
+    jwks = JwksCache(
+        client,
+        ttl=settings.jwks_cache_seconds,
+        min_refetch=settings.jwks_min_refetch_seconds,
+        timeout=settings.fhir_timeout_seconds,
+    )
+    return ClientAuthenticator(
+        settings.trusted_issuers,
+        jwks,
+        ReplayCache(),
+        leeway=settings.jwt_leeway_seconds,
+        max_lifetime=settings.jwt_max_lifetime_seconds,
+    )
+
+
+async def _json_body(request: Request, settings: Settings) -> Any:
     raw = await request.body()
     if not raw:
         raise BadRequest("The request body is empty; a JSON object is required")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("The request body is not valid JSON") from None
+    body = parse_json(raw)
+    check_shape(body, settings.shape_limits())
+    return body
 
 
 def _parse(model: type[_M], body: Any) -> _M:

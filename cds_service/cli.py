@@ -79,6 +79,14 @@ def _today(given: date | None) -> date:
 def _serve(host: str, port: int, log_level: str) -> int:
     import uvicorn
 
+    from .settings import ConfigurationError
+
+    try:
+        get_settings().check_startable()
+    except ConfigurationError as exc:
+        print(f"cds-service serve: refusing to start: {exc}", file=sys.stderr)
+        return 2
+
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # access_log off: uvicorn's access lines carry query strings; our own log line names the hook call.
     uvicorn.run("cds_service.app:app", host=host, port=port, log_level=log_level, access_log=False)

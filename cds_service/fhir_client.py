@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 
 import httpx
 
+from .engine.fhir import items
 from .errors import FhirFetchError
 
 FHIR_JSON = "application/fhir+json"
@@ -20,10 +21,13 @@ FHIR_JSON = "application/fhir+json"
 class FhirFetcher:
     """Runs prefetch-style queries (reads and searches) against a FHIR server."""
 
-    def __init__(self, client: httpx.AsyncClient, *, max_pages: int, max_response_bytes: int) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, *, max_pages: int, max_response_bytes: int, max_resources: int = 5000
+    ) -> None:
         self._client = client
         self._max_pages = max_pages
         self._max_response_bytes = max_response_bytes
+        self._max_resources = max_resources
 
     async def fetch(self, base_url: str, query: str, *, token: str | None, timeout: float) -> list[dict[str, Any]]:
         """Resources answered for ``query`` (a relative FHIR URL), following ``next`` links.
@@ -53,6 +57,8 @@ class FhirFetcher:
                     return [body]
                 raise FhirFetchError(query, "the answer is not a FHIR resource")
             resources.extend(_bundle_resources(body))
+            if len(resources) > self._max_resources:
+                raise FhirFetchError(query, f"more than {self._max_resources} resources")
             url = _next_link(body)
         return resources
 
@@ -80,7 +86,7 @@ class FhirFetcher:
 
 def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for entry in bundle.get("entry") or []:
+    for entry in items(bundle.get("entry")):
         if not isinstance(entry, dict):
             continue
         resource = entry.get("resource")
@@ -94,7 +100,7 @@ def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _next_link(bundle: dict[str, Any]) -> str | None:
-    for link in bundle.get("link") or []:
+    for link in items(bundle.get("link")):
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return str(link["url"])
     return None

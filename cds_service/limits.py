@@ -1,12 +1,78 @@
-"""ASGI middleware that refuses request bodies over a byte limit before anything parses them."""
+"""Limits on what a request may carry: body bytes (before parsing), JSON shape and counts (after).
+
+Each limit answers with a 4xx OperationOutcome that names the setting to raise, never a 5xx.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import PayloadTooLarge
+from .errors import BadRequest, PayloadTooLarge
+
+
+@dataclass(frozen=True)
+class ShapeLimits:
+    max_depth: int
+    max_string_length: int
+    max_draft_orders: int
+    max_prefetch_resources: int
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body as JSON, or ``BadRequest``; nesting too deep for the parser is bad input too."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON") from None
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply") from None
+
+
+def check_shape(body: Any, limits: ShapeLimits) -> None:
+    """Refuse bodies nested deeper, or with longer strings, than the limits allow (one pass)."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limits.max_depth:
+                raise BadRequest(f"JSON is nested deeper than {limits.max_depth} levels (CDS_MAX_JSON_DEPTH)")
+            children = value.values() if isinstance(value, dict) else value
+            if isinstance(value, dict):
+                for key in value:
+                    if len(key) > limits.max_string_length:
+                        raise BadRequest(_string_message(limits))
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(value, str) and len(value) > limits.max_string_length:
+            raise BadRequest(_string_message(limits))
+
+
+def check_counts(body: dict[str, Any], limits: ShapeLimits) -> None:
+    """Refuse more draft orders, or more resources in one prefetch key, than the limits allow."""
+    context = body.get("context")
+    orders = context.get("draftOrders") if isinstance(context, dict) else None
+    entries = orders.get("entry") if isinstance(orders, dict) else None
+    if isinstance(entries, list) and len(entries) > limits.max_draft_orders:
+        raise PayloadTooLarge(
+            f"{len(entries)} draft orders; at most {limits.max_draft_orders} are accepted (CDS_MAX_DRAFT_ORDERS)",
+            expression=["context.draftOrders.entry"],
+        )
+    prefetch = body.get("prefetch")
+    for key, value in prefetch.items() if isinstance(prefetch, dict) else []:
+        found = value.get("entry") if isinstance(value, dict) else None
+        if isinstance(found, list) and len(found) > limits.max_prefetch_resources:
+            raise PayloadTooLarge(
+                f"prefetch key {key!r} holds {len(found)} resources; at most {limits.max_prefetch_resources} are "
+                "accepted (CDS_MAX_PREFETCH_RESOURCES)",
+                expression=[f"prefetch.{key}"],
+            )
+
+
+def _string_message(limits: ShapeLimits) -> str:
+    return f"A string is longer than {limits.max_string_length} characters (CDS_MAX_STRING_LENGTH)"
 
 
 class BodySizeLimit:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .engine.fhir import items
 from .errors import FhirFetchError, PreconditionFailed
 from .fhir_client import FhirFetcher
 from .protocol import HookRequest
@@ -70,7 +71,7 @@ def key_state(prefetch: Mapping[str, Any] | None, key: str) -> KeyState:
     if kind == "OperationOutcome":
         return KeyState.OPERATION_OUTCOME
     if kind == "Bundle":
-        entries = [e for e in value.get("entry") or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+        entries = [e for e in items(value.get("entry")) if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
         if not entries:
             return KeyState.EMPTY_BUNDLE
         if all(e["resource"].get("resourceType") == "OperationOutcome" for e in entries):
@@ -85,7 +86,7 @@ def resources_in(value: Any) -> list[dict[str, Any]]:
         return []
     if value.get("resourceType") == "Bundle":
         out: list[dict[str, Any]] = []
-        for entry in value.get("entry") or []:
+        for entry in items(value.get("entry")):
             resource = entry.get("resource") if isinstance(entry, dict) else None
             if isinstance(resource, dict) and resource.get("resourceType") != "OperationOutcome":
                 out.append(resource)
@@ -105,8 +106,8 @@ class ResolvedPrefetch:
     def all_resources(self) -> list[dict[str, Any]]:
         seen: set[tuple[str, str]] = set()
         out: list[dict[str, Any]] = []
-        for items in self.resources.values():
-            for resource in items:
+        for resources in self.resources.values():
+            for resource in resources:
                 ident = (str(resource.get("resourceType")), str(resource.get("id", id(resource))))
                 if ident not in seen:
                     seen.add(ident)

@@ -8,7 +8,9 @@ from fastapi.testclient import TestClient
 
 from cds_service.app import create_app
 from cds_service.feedback_store import SqliteFeedbackStore
+from cds_service.security import TrustedIssuer
 from cds_service.settings import Settings
+from tests.jwt_helpers import ISS, JKU, KeyPair, SigningClient
 
 
 @pytest.fixture
@@ -23,7 +25,18 @@ def store() -> Iterator[SqliteFeedbackStore]:
     s.close()
 
 
-@pytest.fixture
-def client(settings: Settings, store: SqliteFeedbackStore) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, store=store)) as c:
+@pytest.fixture(params=["open", "authenticated"])
+def client(request: pytest.FixtureRequest, tmp_path: Path, store: SqliteFeedbackStore) -> Iterator[TestClient]:
+    """The protocol tests run twice: development (no client auth) and with client JWTs verified."""
+    if request.param == "open":
+        with TestClient(create_app(Settings(feedback_db_path=tmp_path / "f.db"), store=store)) as c:
+            yield c
+        return
+    key = KeyPair("ES384")
+    settings = Settings(
+        feedback_db_path=tmp_path / "f.db",
+        require_client_auth=True,
+        trusted_issuers=[TrustedIssuer(iss=ISS, jku=[JKU], jwks=key.jwks())],
+    )
+    with SigningClient(create_app(settings, store=store), key) as c:
         yield c

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from .fhir import Code, codings, concept_text, first_text, notes, parse_date, reference_of, status_code
+from .fhir import Code, codings, concept_text, first_text, items, notes, parse_date, reference_of, status_code
 from .terminology import Region, Terminology
 from .text import Mention, TextFinder
 
@@ -203,7 +203,7 @@ class FactExtractor:
         if status_code(r.get("clinicalStatus")) in ("inactive", "resolved"):
             return []
         texts = concept_text(r.get("code"))
-        for reaction in r.get("reaction") or []:
+        for reaction in items(r.get("reaction")):
             if isinstance(reaction, dict):
                 texts += concept_text(reaction.get("substance"))
         codes = codings(r.get("code"))
@@ -224,7 +224,7 @@ class FactExtractor:
     def _reasons_of(self, order: dict[str, Any], today: date) -> list[_Item]:
         # A reason on a draft order is the clinician's statement about the patient now.
         out = []
-        for reason in order.get("reasonCode") or []:
+        for reason in items(order.get("reasonCode")):
             codes = codings(reason)
             out.append(
                 _Item(

@@ -21,6 +21,11 @@ _SYSTEM_NAMES = {
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 
+def items(value: Any) -> list[Any]:
+    """``value`` if it is a JSON array, else nothing: FHIR repeating elements read defensively."""
+    return value if isinstance(value, list) else []
+
+
 @dataclass(frozen=True)
 class Code:
     """One Coding, reduced to what matching needs."""
@@ -35,7 +40,7 @@ def codings(concept: Any) -> list[Code]:
     if not isinstance(concept, dict):
         return []
     out: list[Code] = []
-    for coding in concept.get("coding") or []:
+    for coding in items(concept.get("coding")):
         if not isinstance(coding, dict):
             continue
         system, code = coding.get("system"), coding.get("code")
@@ -50,7 +55,7 @@ def concept_text(concept: Any) -> list[str]:
     if not isinstance(concept, dict):
         return []
     texts = [concept["text"]] if isinstance(concept.get("text"), str) else []
-    for coding in concept.get("coding") or []:
+    for coding in items(concept.get("coding")):
         if isinstance(coding, dict) and isinstance(coding.get("display"), str):
             texts.append(coding["display"])
     return texts
@@ -58,13 +63,13 @@ def concept_text(concept: Any) -> list[str]:
 
 def notes(resource: dict[str, Any]) -> list[str]:
     """Texts of ``note`` (Annotation) elements."""
-    return [n["text"] for n in resource.get("note") or [] if isinstance(n, dict) and isinstance(n.get("text"), str)]
+    return [n["text"] for n in items(resource.get("note")) if isinstance(n, dict) and isinstance(n.get("text"), str)]
 
 
 def status_code(concept: Any) -> str | None:
     """The first code of a status CodeableConcept (clinicalStatus, verificationStatus)."""
     if isinstance(concept, dict):
-        for coding in concept.get("coding") or []:
+        for coding in items(concept.get("coding")):
             if isinstance(coding, dict) and isinstance(coding.get("code"), str):
                 return str(coding["code"])
     return None

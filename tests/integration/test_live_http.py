@@ -199,3 +199,46 @@ def test_fixture_fhir_server_answers_what_the_sandbox_reads(fhir_server: str) ->
     assert preflight.status_code == 200
     assert httpx.get(f"{fhir_server}/Patient").status_code == 401  # token required when configured
     assert httpx.get(f"{fhir_server}/Condition", params={"foo": "1"}, headers=headers).status_code == 400
+
+
+def test_slow_fhir_server_is_cut_off_by_the_fetch_budget(tmp_path: Path) -> None:
+    """A FHIR server that answers after 3 s: the service gives up at its 0.3 s budget with a 412."""
+    import http.server
+    import threading
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(3)
+            body = b'{"resourceType": "Bundle", "type": "searchset"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    slow.daemon_threads = True
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    port = free_port()
+    env = {"CDS_FEEDBACK_DB_PATH": str(tmp_path / "f.db"), "CDS_FHIR_BUDGET_SECONDS": "0.3"}
+    process = start(["serve", "--port", str(port), "--log-level", "warning"], env, f"http://127.0.0.1:{port}/health")
+    try:
+        started = time.perf_counter()
+        result = fire(
+            SCENARIOS[0],
+            f"http://127.0.0.1:{port}",
+            mode="fetch",
+            fhir_url=f"http://127.0.0.1:{slow.server_address[1]}",
+            token=TOKEN,
+        )
+        elapsed = time.perf_counter() - started
+    finally:
+        stop(process)
+        slow.shutdown()
+    assert result.status == 412
+    diagnostics = result.response["issue"][0]["diagnostics"]
+    assert "budget" in diagnostics or "no answer" in diagnostics
+    assert elapsed < 2.5  # well before the slow server would have answered
