@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the CDS Hooks service")
     serve.add_argument("--host", default=settings.host, help="address to bind (default %(default)s)")
     serve.add_argument("--port", type=int, default=settings.port, help="port (default %(default)s)")
+    serve.add_argument("--workers", type=int, default=settings.workers, help="worker processes (default %(default)s)")
     serve.add_argument("--log-level", default=settings.log_level, choices=["debug", "info", "warning", "error"])
 
     fire = commands.add_parser("fire", help="fire a fixture scenario's hook at a service, as an EHR would")
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``cds-service`` and ``python -m cds_service``."""
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        return _serve(args.host, args.port, args.log_level)
+        return _serve(args.host, args.port, args.workers, args.log_level)
     if args.command == "fire":
         return _fire(args)
     return _fhir_server(args)
@@ -76,9 +77,8 @@ def _today(given: date | None) -> date:
     return given or get_settings().now().date()
 
 
-def _serve(host: str, port: int, log_level: str) -> int:
-    import uvicorn
-
+def _serve(host: str, port: int, workers: int, log_level: str) -> int:
+    from .serving import serve
     from .settings import ConfigurationError
 
     try:
@@ -87,9 +87,11 @@ def _serve(host: str, port: int, log_level: str) -> int:
         print(f"cds-service serve: refusing to start: {exc}", file=sys.stderr)
         return 2
 
+    if workers < 1:
+        print("cds-service serve: --workers must be at least 1", file=sys.stderr)
+        return 2
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # access_log off: uvicorn's access lines carry query strings; our own log line names the hook call.
-    uvicorn.run("cds_service.app:app", host=host, port=port, log_level=log_level, access_log=False)
+    serve("cds_service.app:app", host=host, port=port, workers=workers, log_level=log_level)
     return 0
 
 

@@ -99,7 +99,10 @@ class SqliteFeedbackStore:
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         if target != ":memory:":
+            # WAL with synchronous=NORMAL: commits do not fsync (checkpoints do); the database stays
+            # consistent through a crash, and only an OS crash or power loss can drop the last commits.
             self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.executescript(_SCHEMA)
 

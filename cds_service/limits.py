@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import BadRequest, PayloadTooLarge
@@ -23,31 +24,45 @@ class ShapeLimits:
 
 
 def parse_json(raw: bytes) -> Any:
-    """The body as JSON, or ``BadRequest``; nesting too deep for the parser is bad input too."""
+    """The body as JSON, or ``BadRequest``; nesting too deep for the parser is bad input too.
+
+    orjson parses 2-3x faster than the standard library; from 3.10 on it stops at 1024 levels with an
+    error (older releases crashed the process on deep nesting, hence the version floor).
+    """
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc):
+            raise BadRequest("The request body is nested too deeply") from None
         raise BadRequest("The request body is not valid JSON") from None
-    except RecursionError:
-        raise BadRequest("The request body is nested too deeply") from None
 
 
-def check_shape(body: Any, limits: ShapeLimits) -> None:
-    """Refuse bodies nested deeper, or with longer strings, than the limits allow (one pass)."""
-    stack: list[tuple[Any, int]] = [(body, 1)]
+def check_shape(body: Any, limits: ShapeLimits, *, body_bytes: int) -> None:
+    """Refuse bodies nested deeper, or with longer strings, than the limits allow (one pass).
+
+    Only containers are visited for depth; strings are measured only when the body is larger than
+    the string limit (no string can be longer than the body that carries it).
+    """
+    check_strings = body_bytes > limits.max_string_length
+    stack: list[tuple[Any, int]] = [(body, 1)] if type(body) in (dict, list) else []
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, dict | list):
-            if depth > limits.max_depth:
-                raise BadRequest(f"JSON is nested deeper than {limits.max_depth} levels (CDS_MAX_JSON_DEPTH)")
-            children = value.values() if isinstance(value, dict) else value
-            if isinstance(value, dict):
-                for key in value:
-                    if len(key) > limits.max_string_length:
-                        raise BadRequest(_string_message(limits))
-            stack.extend((child, depth + 1) for child in children)
-        elif isinstance(value, str) and len(value) > limits.max_string_length:
-            raise BadRequest(_string_message(limits))
+        if depth > limits.max_depth:
+            raise BadRequest(f"JSON is nested deeper than {limits.max_depth} levels (CDS_MAX_JSON_DEPTH)")
+        if type(value) is dict:
+            if check_strings and any(len(key) > limits.max_string_length for key in value):
+                raise BadRequest(_string_message(limits))
+            children = value.values()
+        else:
+            children = value
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif check_strings and kind is str and len(child) > limits.max_string_length:
+                raise BadRequest(_string_message(limits))
+    if not check_strings and type(body) is str and len(body) > limits.max_string_length:
+        raise BadRequest(_string_message(limits))
 
 
 def check_counts(body: dict[str, Any], limits: ShapeLimits) -> None:

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Largest request body accepted, in bytes. EHR prefetch bundles can be large; anything past this

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from ..knowledge import Knowledge, load_knowledge
 from .facts import FactExtractor, PatientFacts
@@ -21,6 +27,49 @@ class Evaluation:
     decisions: tuple[OrderDecision, ...]
 
 
+class FactsCache:
+    """Recently extracted facts by a digest of everything they depend on.
+
+    order-select fires again at each change of an order (study picked, reason added) with the same
+    record, so most calls of an ordering session ask for facts already extracted. The key digests the
+    record, the draft orders' reasons, the day and the "new" window; entries live ``ttl`` seconds.
+    """
+
+    def __init__(self, max_entries: int = 512, ttl: float = 120.0) -> None:
+        self._entries: OrderedDict[bytes, tuple[float, PatientFacts]] = OrderedDict()
+        self._max = max_entries
+        self._ttl = ttl
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(record: Sequence[Any], reasons: Sequence[Any], today: date, window: timedelta) -> bytes | None:
+        """The digest, or None for a record orjson cannot serialise (then it is simply not cached)."""
+        try:
+            payload = orjson.dumps([record, reasons, today.isoformat(), window.total_seconds()])
+        except (TypeError, orjson.JSONEncodeError):
+            return None
+        return hashlib.blake2b(payload, digest_size=20).digest()
+
+    def get(self, key: bytes) -> PatientFacts | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or time.monotonic() - entry[0] > self._ttl:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: bytes, facts: PatientFacts) -> None:
+        with self._lock:
+            self._entries[key] = (time.monotonic(), facts)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 class Engine:
     """Compiled knowledge (code indexes, text patterns) ready to evaluate many calls."""
 
@@ -30,6 +79,7 @@ class Engine:
         self.text = TextFinder(knowledge.value_sets.text)
         self.extractor = FactExtractor(self.terminology, self.text)
         self.rater = Rater(knowledge, self.terminology)
+        self.facts_cache = FactsCache()
 
     def evaluate(
         self,
@@ -41,7 +91,14 @@ class Engine:
         new_window: timedelta,
     ) -> Evaluation:
         """Facts from the record and every draft order's reasons; a decision for each order to rate."""
-        facts = self.extractor.extract(record, draft_orders, today=today, new_window=new_window)
+        # Reasons only (with the orders' ids, which evidence cites): the codes ordered do not change facts.
+        reasons = [(o.get("id"), o.get("reasonCode")) for o in draft_orders]
+        key = FactsCache.key(record, reasons, today, new_window)
+        facts = self.facts_cache.get(key) if key else None
+        if facts is None:
+            facts = self.extractor.extract(record, draft_orders, today=today, new_window=new_window)
+            if key:
+                self.facts_cache.put(key, facts)
         return Evaluation(facts, tuple(self.rater.decide(order, facts) for order in orders_to_rate))
 
 

@@ -84,7 +84,7 @@ class _Item:
     """One piece of the record reduced to what fact rules read."""
 
     reference: str
-    summary: str
+    concept: Any  # the CodeableConcept its evidence summary is read from, only when it is evidence
     codes: list[Code]
     value_sets: frozenset[str]
     texts: list[str]
@@ -92,10 +92,12 @@ class _Item:
     when: date | None
     kind: str  # "condition", "procedure", "observation", "allergy", "reason"
     regions: Region = frozenset()
+    position: int = 0
     raw: dict[str, Any] = field(default_factory=dict)
 
     def evidence(self) -> Evidence:
-        return Evidence(self.reference, self.summary, self.when)
+        fallback = self.reference.split("/")[0] if self.kind != "reason" else "order reason"
+        return Evidence(self.reference, first_text(self.concept) or fallback, self.when)
 
 
 class FactExtractor:
@@ -111,6 +113,8 @@ class FactExtractor:
         items = [item for resource in record for item in self._items_of(resource)]
         for order in orders:
             items.extend(self._reasons_of(order, today))
+        for position, item in enumerate(items):
+            item.position = position
         return self._facts(items, today=today, new_window=new_window)
 
     # ---------------------------------------------------------------------------------- reading
@@ -140,7 +144,7 @@ class FactExtractor:
         return [
             _Item(
                 reference=reference_of(r),
-                summary=first_text(r.get("code")) or "Condition",
+                concept=r.get("code"),
                 codes=codes,
                 value_sets=self._value_sets(codes),
                 texts=concept_text(r.get("code")) + notes(r) + site_texts,
@@ -163,7 +167,7 @@ class FactExtractor:
         return [
             _Item(
                 reference=reference_of(r),
-                summary=first_text(r.get("code")) or "Procedure",
+                concept=r.get("code"),
                 codes=codes,
                 value_sets=self._value_sets(codes),
                 texts=concept_text(r.get("code")) + notes(r),
@@ -186,7 +190,7 @@ class FactExtractor:
         return [
             _Item(
                 reference=reference_of(r),
-                summary=first_text(r.get("code")) or "Observation",
+                concept=r.get("code"),
                 codes=codes,
                 value_sets=self._value_sets(codes),
                 texts=texts,
@@ -210,7 +214,7 @@ class FactExtractor:
         return [
             _Item(
                 reference=reference_of(r),
-                summary=first_text(r.get("code")) or "AllergyIntolerance",
+                concept=r.get("code"),
                 codes=codes,
                 value_sets=self._value_sets(codes),
                 texts=texts,
@@ -229,7 +233,7 @@ class FactExtractor:
             out.append(
                 _Item(
                     reference=f"{reference_of(order)}#reasonCode",
-                    summary=first_text(reason) or "order reason",
+                    concept=reason,
                     codes=codes,
                     value_sets=self._value_sets(codes),
                     texts=concept_text(reason),
@@ -277,10 +281,10 @@ class FactExtractor:
         if not region:
             region = self._text.regions(t for i in region_source for t in i.texts)
 
-        active_clinical = [i for i in items if i.active and i.kind in (*clinical, "observation")]
-        pain_text, pain_denied = idx.mentions("pain", active_clinical)
-        worse_text, worse_denied = idx.mentions("worsening-pain", active_clinical)
-        asymptomatic_text, _ = idx.mentions("asymptomatic", active_clinical)
+        narrative = (*clinical, "observation")  # where symptoms and findings are written
+        pain_text, pain_denied = idx.mentions("pain", kinds=narrative, active_only=True)
+        worse_text, worse_denied = idx.mentions("worsening-pain", kinds=narrative, active_only=True)
+        asymptomatic_text, _ = idx.mentions("asymptomatic", kinds=narrative, active_only=True)
         pain = idx.coded("back-pain", active_only=True, kinds=clinical) + pain_text + worse_text
         symptomatic = Finding.of(_ev(pain), _ev(asymptomatic_text + pain_denied), unknown=True)
         if symptomatic.value is False:
@@ -288,7 +292,7 @@ class FactExtractor:
         else:
             worsening = Finding.of(_ev(worse_text), _ev(worse_denied), unknown=True)
 
-        multiple_text, _ = idx.mentions("multiple-fractures", active_clinical)
+        multiple_text, _ = idx.mentions("multiple-fractures", kinds=narrative, active_only=True)
         sites = {key for i in vcf_items if i.kind == "condition" for key in [_fracture_site(i)] if key}
         multiple = Finding.of(
             _ev([i for i in vcf_items if i.kind == "condition"]) if len(sites) >= 2 else _ev(multiple_text)
@@ -297,16 +301,15 @@ class FactExtractor:
         prior = idx.coded("prior-vertebral-augmentation", "prior-spine-surgery", kinds=("procedure", "condition"))
         prior = [i for i in prior if i.kind == "condition" or i.active]
 
-        findings_pool = [i for i in items if i.kind in ("condition", "observation", "procedure", "reason")]
-        edema_text, edema_denied = idx.mentions("marrow-edema", findings_pool)
-        cleft_text, cleft_denied = idx.mentions("intravertebral-cleft", findings_pool)
+        reports = ("condition", "observation", "procedure", "reason")  # MRI findings, whatever their status
+        edema_text, edema_denied = idx.mentions("marrow-edema", kinds=reports)
+        cleft_text, cleft_denied = idx.mentions("intravertebral-cleft", kinds=reports)
         edema = Finding.of(_ev(edema_text + cleft_text), _ev(edema_denied + cleft_denied), unknown=True)
 
-        deformity_text, _ = idx.mentions("deformity", active_clinical)
-        pulmonary_text, _ = idx.mentions("pulmonary-dysfunction", active_clinical)
-        neuro_text, _ = idx.mentions("neurologic-deficit", active_clinical)
-        device_pool = [i for i in items if i.active and i.kind in ("condition", "procedure")]
-        device_text, _ = idx.mentions("mri-contraindication", device_pool)
+        deformity_text, _ = idx.mentions("deformity", kinds=narrative, active_only=True)
+        pulmonary_text, _ = idx.mentions("pulmonary-dysfunction", kinds=narrative, active_only=True)
+        neuro_text, _ = idx.mentions("neurologic-deficit", kinds=narrative, active_only=True)
+        device_text, _ = idx.mentions("mri-contraindication", kinds=("condition", "procedure"), active_only=True)
 
         return PatientFacts(
             vcf_current=Finding.of(_ev(current)),
@@ -333,24 +336,33 @@ class FactExtractor:
 
 
 class _Index:
-    """Queries over the reduced record: by value set, and by text finding."""
+    """Queries over the reduced record: by value set, and by text finding (each text read once)."""
 
     def __init__(self, items: list[_Item], text: TextFinder) -> None:
-        self._items = items
-        self._text = text
+        self._by_set: dict[str, list[_Item]] = {}
+        for item in items:
+            for name in item.value_sets:
+                self._by_set.setdefault(name, []).append(item)
+        # Each item's texts are read once; only items that mention some finding are kept.
+        self._mentioning = [(item, scan) for item in items if (scan := text.scan_all(item.texts))]
 
     def coded(self, *names: str, active_only: bool = False, kinds: tuple[str, ...] | None = None) -> list[_Item]:
-        return [
-            i
-            for i in self._items
-            if i.value_sets.intersection(names) and (i.active or not active_only) and (kinds is None or i.kind in kinds)
-        ]
+        found: dict[int, _Item] = {}  # by identity, in record order, each item once
+        for name in names:
+            for item in self._by_set.get(name, ()):
+                if (item.active or not active_only) and (kinds is None or item.kind in kinds):
+                    found.setdefault(id(item), item)
+        return sorted(found.values(), key=lambda item: item.position)
 
-    def mentions(self, name: str, pool: list[_Item]) -> tuple[list[_Item], list[_Item]]:
-        """Items whose text affirms the finding, and items whose text only denies it."""
+    def mentions(
+        self, name: str, *, kinds: tuple[str, ...], active_only: bool = False
+    ) -> tuple[list[_Item], list[_Item]]:
+        """Items of ``kinds`` whose text affirms the finding, and those whose text only denies it."""
         present, negated = [], []
-        for item in pool:
-            mention = self._text.mention(name, item.texts)
+        for item, scan in self._mentioning:
+            if item.kind not in kinds or (active_only and not item.active):
+                continue
+            mention = scan.get(name)
             if mention is Mention.PRESENT:
                 present.append(item)
             elif mention is Mention.NEGATED:
@@ -377,8 +389,8 @@ def _gadolinium_risk(idx: _Index, items: list[_Item]) -> Finding:
         value = quantity.get("value") if isinstance(quantity, dict) else None
         if isinstance(value, int | float) and not isinstance(value, bool) and value < EGFR_THRESHOLD:
             evidence.append(Evidence(latest.reference, f"eGFR {value:g} (below {EGFR_THRESHOLD:g})", latest.when))
-    dialysis_text, _ = idx.mentions("dialysis", [i for i in items if i.active and i.kind in ("condition", "procedure")])
-    allergy_text, _ = idx.mentions("gadolinium-allergy", [i for i in items if i.kind == "allergy"])
+    dialysis_text, _ = idx.mentions("dialysis", kinds=("condition", "procedure"), active_only=True)
+    allergy_text, _ = idx.mentions("gadolinium-allergy", kinds=("allergy",))
     coded = idx.coded("dialysis", "contrast-allergy", active_only=True)
     evidence += _ev(coded + dialysis_text + allergy_text)
     return Finding.of(evidence)

@@ -24,6 +24,7 @@ class Terminology:
 
     def __init__(self, knowledge: Knowledge) -> None:
         self._knowledge = knowledge
+        self._memo: dict[tuple[str, str], frozenset[str]] = {}
         systems = knowledge.value_sets.systems
         self._canonical: dict[str, str] = {}
         for name, uris in systems.items():
@@ -71,6 +72,16 @@ class Terminology:
 
     def value_sets_of(self, code: Code) -> frozenset[str]:
         """Names of the value sets ``code`` belongs to (empty when none, or the system is unknown)."""
+        key = (code.system, code.code)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._lookup(code)
+            if len(self._memo) > 100_000:
+                self._memo.clear()
+            self._memo[key] = found
+        return found
+
+    def _lookup(self, code: Code) -> frozenset[str]:
         system = self.system_name(code.system)
         if system is None:
             return frozenset()

@@ -161,6 +161,8 @@ class ValueSet(_Data):
 
 
 class TextRules(_Data):
+    # Lower-case words one of which every pattern match contains: a cheap test before the regexes.
+    triggers: list[str] = Field(min_length=1)
     negation_before: list[str]
     negation_after: list[str]
     patterns: dict[str, list[str]]
