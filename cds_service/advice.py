@@ -14,6 +14,7 @@ from typing import Any
 
 from cards.builder import CallContext, CardBuilder
 from cds_service.engine.evaluate import Engine, default_engine
+from cds_service.knowledge.models import CategoryCode
 
 from .feedback_store import IssuedCard
 from .protocol import HookResponse, OrderSignContext
@@ -39,6 +40,7 @@ class Advice:
     response: HookResponse
     issued: list[IssuedCard] = field(default_factory=list)
     summary: str = ""
+    ratings: list[CategoryCode] = field(default_factory=list)  # the ACR category of each rated order
 
 
 def advise(call: HookCall, settings: Settings, engine: Engine | None = None) -> Advice:
@@ -74,4 +76,5 @@ def advise(call: HookCall, settings: Settings, engine: Engine | None = None) -> 
     )
     statuses = Counter(d.status.value for d in evaluation.decisions)
     summary = ",".join(f"{k}:{v}" for k, v in sorted(statuses.items())) or "no-orders"
-    return Advice(response=response, issued=built.issued, summary=summary)
+    ratings = [d.rating.category for d in evaluation.decisions if d.rating is not None]
+    return Advice(response=response, issued=built.issued, summary=summary, ratings=ratings)

@@ -27,12 +27,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hooks import SERVICES
 
+from . import metrics as metrics_module
 from .advice import HookCall, advise
 from .cors import add_cors
 from .errors import BadRequest, CdsError, HookMismatch, UnknownService
-from .feedback_store import FeedbackStore, SqliteFeedbackStore
+from .feedback_store import FeedbackStore, open_store
 from .fhir_client import FhirFetcher
 from .limits import BodySizeLimit, check_counts, check_shape, parse_json
+from .metrics import exposition
 from .prefetch import resolve_prefetch
 from .protocol import FeedbackRequest, HookRequest
 from .security import ClientAuthenticator, ClientAuthMiddleware, JwksCache, ReplayCache
@@ -70,7 +72,7 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             follow_redirects=False,
         )
-        own_store = store or SqliteFeedbackStore(settings.feedback_db_path)
+        own_store = store or open_store(settings.store_url())
         app.state.runtime = Runtime(
             settings=settings,
             store=own_store,
@@ -80,7 +82,7 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
                 max_response_bytes=settings.fhir_max_response_bytes,
                 max_resources=settings.max_prefetch_resources,
             ),
-            authenticator=_authenticator(settings, client),
+            authenticator=_authenticator(settings, client, own_store),
         )
         warm_up(settings)
         if not settings.auth_enabled:
@@ -129,9 +131,28 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        content, media_type = exposition()
+        return Response(content, media_type=media_type)
+
     @app.post("/cds-services/{service_id}")
     async def call_service(service_id: str, request: Request) -> Response:
         started = time.perf_counter()
+        label = service_id if service_id in services else "unknown"
+        status = 500
+        try:
+            response = await _call_service(service_id, request, started)
+            status = response.status_code
+            return response
+        except CdsError as exc:
+            status = exc.status_code
+            raise
+        finally:
+            metrics_module.HOOK_CALLS.labels(label, str(status)).inc()
+            metrics_module.HOOK_LATENCY.labels(label).observe(time.perf_counter() - started)
+
+    async def _call_service(service_id: str, request: Request, started: float) -> Response:
         service = service_for(service_id)
         rt = runtime(request)
         raw = await _json_body(request, rt.settings)
@@ -161,8 +182,15 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
             now=rt.settings.now(),
         )
         advice = advise(call, rt.settings)
-        # Inline: a WAL append without fsync takes microseconds, less than a thread hand-off.
-        rt.store.record_issued(advice.issued)
+        if rt.store.blocking_io:
+            await run_in_threadpool(rt.store.record_issued, advice.issued)
+        else:
+            # Inline: a WAL append without fsync takes microseconds, less than a thread hand-off.
+            rt.store.record_issued(advice.issued)
+        for issued in advice.issued:
+            metrics_module.CARDS.labels(issued.indicator, issued.card_kind).inc()
+        for category in advice.ratings:
+            metrics_module.RATINGS.labels(category).inc()
         log.info(
             "hook service=%s hookInstance=%s decision=%s cards=%d elapsed_ms=%.1f",
             service.id,
@@ -178,13 +206,16 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
         service = service_for(service_id)
         body = _parse(FeedbackRequest, await _json_body(request, runtime(request).settings))
         stored = await run_in_threadpool(runtime(request).store.record_feedback, service.id, body.feedback)
+        for item in body.feedback:
+            metrics_module.FEEDBACK.labels(item.outcome).inc()
         log.info("feedback service=%s entries=%d", service.id, stored)
         return JSONResponse({"stored": stored})
 
     return app
 
 
-OPEN_PATHS = frozenset({"/health"})
+# Liveness and aggregate metrics (no patient data): restrict /metrics at the reverse proxy in production.
+OPEN_PATHS = frozenset({"/health", "/metrics"})
 
 
 def warm_up(settings: Settings) -> None:
@@ -261,7 +292,7 @@ def _openapi(app: FastAPI, service_ids: list[str]) -> dict[str, Any]:
     return schema
 
 
-def _authenticator(settings: Settings, client: httpx.AsyncClient) -> ClientAuthenticator | None:
+def _authenticator(settings: Settings, client: httpx.AsyncClient, store: FeedbackStore) -> ClientAuthenticator | None:
     if not settings.auth_enabled:
         return None
     jwks = JwksCache(
@@ -270,10 +301,11 @@ def _authenticator(settings: Settings, client: httpx.AsyncClient) -> ClientAuthe
         min_refetch=settings.jwks_min_refetch_seconds,
         timeout=settings.fhir_timeout_seconds,
     )
+    shared = settings.replay_cache == "database" or (settings.replay_cache is None and settings.workers > 1)
     return ClientAuthenticator(
         settings.trusted_issuers,
         jwks,
-        ReplayCache(),
+        store if shared else ReplayCache(),
         leeway=settings.jwt_leeway_seconds,
         max_lifetime=settings.jwt_max_lifetime_seconds,
     )

@@ -3,6 +3,7 @@
 - ``serve``: run the CDS Hooks service.
 - ``fire SCENARIO|all``: act as the EHR: fire a fixture scenario's hook and check the outcome.
 - ``fhir-server``: a read-only FHIR R4 server over the fixture scenarios.
+- ``report``: acceptance and override rates from the feedback store.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -50,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     fhir.add_argument("--port", type=int, default=8081, help="port (default %(default)s)")
     fhir.add_argument("--token", help="require this bearer token on every request but /metadata")
     _fixture_options(fhir)
+
+    report = commands.add_parser("report", help="acceptance and override rates from the feedback store")
+    report.add_argument("--since", type=date.fromisoformat, help="only cards and feedback from this day (YYYY-MM-DD)")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.add_argument("--database-url", help="store to read (default: CDS_DATABASE_URL or CDS_FEEDBACK_DB_PATH)")
     return parser
 
 
@@ -70,7 +77,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args.host, args.port, args.workers, args.log_level)
     if args.command == "fire":
         return _fire(args)
+    if args.command == "report":
+        return _report(args)
     return _fhir_server(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, time
+
+    from .feedback_store import open_store
+    from .report import RENDERERS, build_report
+
+    url = args.database_url or get_settings().store_url()
+    try:
+        store = open_store(url)
+    except Exception as exc:  # any driver error: say which store could not be opened, not a traceback
+        print(f"cds-service report: cannot open the store: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        since = datetime.combine(args.since, time.min, tzinfo=UTC) if args.since else None
+        print(RENDERERS[args.format](build_report(store, since)))
+    finally:
+        store.close()
+    return 0
 
 
 def _today(given: date | None) -> date:
@@ -91,6 +120,13 @@ def _serve(host: str, port: int, workers: int, log_level: str) -> int:
         print("cds-service serve: --workers must be at least 1", file=sys.stderr)
         return 2
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Workers read their settings from the environment: tell them how many they are, and where to pool
+    # their metrics (a fresh folder: Prometheus multiprocess mode must not see a previous run's files).
+    os.environ["CDS_WORKERS"] = str(workers)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-metrics-")
     serve("cds_service.app:app", host=host, port=port, workers=workers, log_level=log_level)
     return 0
 

@@ -1,8 +1,12 @@
-"""Persistence of issued advice and of clinicians' feedback on it.
+"""Persistence of issued advice, clinicians' feedback on it, and client-JWT ids seen (replay cache).
 
-``FeedbackStore`` is the one interface; ``SqliteFeedbackStore`` is the embedded default. What is
-stored carries no patient identifier: card and suggestion uuids, the hookInstance, the variant,
-the order code and the card kind, and what the clinician did.
+``FeedbackStore`` is the one interface. ``open_store`` picks the backend from a database URL:
+``sqlite:///path`` (the embedded default, from ``CDS_FEEDBACK_DB_PATH``) or ``postgresql://…``.
+One SQL implementation serves both; only the dialect differs. Nothing stored identifies a patient:
+card and suggestion uuids, the hookInstance, variant, order code, card kind, and what was done.
+
+Every feedback entry is kept (the spec allows the same card to be reported again); reports count a
+card once, by its latest outcome. Feedback for a card this service never issued is kept and flagged.
 """
 
 from __future__ import annotations
@@ -10,10 +14,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .protocol import Feedback
 
@@ -47,66 +54,94 @@ class StoredFeedback:
 
 
 class FeedbackStore(Protocol):
-    """Where issued cards and feedback go; implementations must be safe to call from threads."""
+    """Where issued cards, feedback and seen JWT ids go; safe to call from several threads."""
 
-    def record_issued(self, cards: list[IssuedCard]) -> None: ...
+    # True when calls wait on a network (run them off the event loop); False for an embedded file.
+    blocking_io: bool
 
-    def record_feedback(self, service_id: str, items: list[Feedback]) -> int: ...
+    def record_issued(self, cards: Sequence[IssuedCard]) -> None: ...
 
-    def feedback(self) -> list[StoredFeedback]: ...
+    def record_feedback(self, service_id: str, items: Sequence[Feedback]) -> int: ...
 
-    def issued(self) -> list[IssuedCard]: ...
+    def feedback(self, since: datetime | None = None) -> list[StoredFeedback]: ...
+
+    def issued(self, since: datetime | None = None) -> list[IssuedCard]: ...
+
+    def first_use(self, iss: str, jti: str, expires: float) -> bool: ...
 
     def close(self) -> None: ...
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS issued_card (
-    card_uuid TEXT PRIMARY KEY,
-    service_id TEXT NOT NULL,
-    hook_instance TEXT NOT NULL,
-    card_kind TEXT NOT NULL,
-    indicator TEXT NOT NULL,
-    variant INTEGER,
-    order_code TEXT,
-    suggestion_uuids TEXT NOT NULL,
-    issued_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    service_id TEXT NOT NULL,
-    card_uuid TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    accepted_suggestions TEXT NOT NULL,
-    override_reason_system TEXT,
-    override_reason_code TEXT,
-    override_reason_display TEXT,
-    user_comment TEXT,
-    outcome_timestamp TEXT NOT NULL,
-    received_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS feedback_card ON feedback(card_uuid);
-"""
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS issued_card (
+        card_uuid TEXT PRIMARY KEY,
+        service_id TEXT NOT NULL,
+        hook_instance TEXT NOT NULL,
+        card_kind TEXT NOT NULL,
+        indicator TEXT NOT NULL,
+        variant INTEGER,
+        order_code TEXT,
+        suggestion_uuids TEXT NOT NULL,
+        issued_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        id {serial},
+        service_id TEXT NOT NULL,
+        card_uuid TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        accepted_suggestions TEXT NOT NULL,
+        override_reason_system TEXT,
+        override_reason_code TEXT,
+        override_reason_display TEXT,
+        user_comment TEXT,
+        outcome_timestamp TEXT NOT NULL,
+        received_at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS feedback_card ON feedback(card_uuid)",
+    """CREATE TABLE IF NOT EXISTS jwt_seen (
+        iss TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        expires DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (iss, jti))""",
+)
 
 
-class SqliteFeedbackStore:
-    """The embedded default: one SQLite file (or ``:memory:``), WAL mode, serialized writes."""
+class SqlFeedbackStore:
+    """The store in SQL, for any DB-API connection; subclasses give the connection and the dialect."""
 
-    def __init__(self, path: Path | str) -> None:
-        target = str(path)
-        if target != ":memory:":
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
+    blocking_io = False
+    placeholder = "?"
+    serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
-        if target != ":memory:":
-            # WAL with synchronous=NORMAL: commits do not fsync (checkpoints do); the database stays
-            # consistent through a crash, and only an OS crash or power loss can drop the last commits.
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        self._conn.executescript(_SCHEMA)
+        self._last_purge = 0.0
+        with self._cursor() as cur:
+            for statement in _TABLES:
+                cur.execute(statement.format(serial=self.serial))
 
-    def record_issued(self, cards: list[IssuedCard]) -> None:
+    # -- to provide
+    def _connection(self) -> Any:
+        raise NotImplementedError
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """A cursor in one transaction, committed on success; one caller at a time."""
+        with self._lock:
+            conn = self._connection()
+            cur = conn.cursor()
+            try:
+                yield cur
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            finally:
+                cur.close()
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", self.placeholder)
+
+    # -- the interface
+    def record_issued(self, cards: Sequence[IssuedCard]) -> None:
         if not cards:
             return
         rows = [
@@ -119,14 +154,16 @@ class SqliteFeedbackStore:
                 c.variant,
                 c.order_code,
                 json.dumps(list(c.suggestion_uuids)),
-                c.issued_at.isoformat(),
+                c.issued_at.astimezone(UTC).isoformat(),
             )
             for c in cards
         ]
-        with self._lock:
-            self._conn.executemany("INSERT OR IGNORE INTO issued_card VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        with self._cursor() as cur:
+            cur.executemany(
+                self._sql("INSERT INTO issued_card VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"), rows
+            )
 
-    def record_feedback(self, service_id: str, items: list[Feedback]) -> int:
+    def record_feedback(self, service_id: str, items: Sequence[Feedback]) -> int:
         now = datetime.now(UTC).isoformat()
         rows = []
         for item in items:
@@ -145,24 +182,30 @@ class SqliteFeedbackStore:
                     now,
                 )
             )
-        with self._lock:
-            self._conn.execute("BEGIN")
-            self._conn.executemany(
-                "INSERT INTO feedback (service_id, card_uuid, outcome, accepted_suggestions, "
-                "override_reason_system, override_reason_code, override_reason_display, user_comment, "
-                "outcome_timestamp, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        with self._cursor() as cur:
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO feedback (service_id, card_uuid, outcome, accepted_suggestions, "
+                    "override_reason_system, override_reason_code, override_reason_display, user_comment, "
+                    "outcome_timestamp, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+                ),
                 rows,
             )
-            self._conn.execute("COMMIT")
         return len(rows)
 
-    def feedback(self) -> list[StoredFeedback]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT f.service_id, f.card_uuid, f.outcome, f.accepted_suggestions, f.override_reason_code, "
-                "f.override_reason_display, f.user_comment, f.outcome_timestamp, i.card_uuid IS NOT NULL "
-                "FROM feedback f LEFT JOIN issued_card i ON i.card_uuid = f.card_uuid ORDER BY f.id"
-            ).fetchall()
+    def feedback(self, since: datetime | None = None) -> list[StoredFeedback]:
+        query = (
+            "SELECT f.service_id, f.card_uuid, f.outcome, f.accepted_suggestions, f.override_reason_code, "
+            "f.override_reason_display, f.user_comment, f.outcome_timestamp, i.card_uuid IS NOT NULL "
+            "FROM feedback f LEFT JOIN issued_card i ON i.card_uuid = f.card_uuid"
+        )
+        params: tuple[str, ...] = ()
+        if since is not None:
+            query += " WHERE f.outcome_timestamp >= ?"
+            params = (since.astimezone(UTC).isoformat(),)
+        with self._cursor() as cur:
+            cur.execute(self._sql(query + " ORDER BY f.id"), params)
+            rows = cur.fetchall()
         return [
             StoredFeedback(
                 service_id=r[0],
@@ -178,12 +221,18 @@ class SqliteFeedbackStore:
             for r in rows
         ]
 
-    def issued(self) -> list[IssuedCard]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT card_uuid, service_id, hook_instance, card_kind, indicator, variant, order_code, "
-                "suggestion_uuids, issued_at FROM issued_card ORDER BY issued_at"
-            ).fetchall()
+    def issued(self, since: datetime | None = None) -> list[IssuedCard]:
+        query = (
+            "SELECT card_uuid, service_id, hook_instance, card_kind, indicator, variant, order_code, "
+            "suggestion_uuids, issued_at FROM issued_card"
+        )
+        params: tuple[str, ...] = ()
+        if since is not None:
+            query += " WHERE issued_at >= ?"
+            params = (since.astimezone(UTC).isoformat(),)
+        with self._cursor() as cur:
+            cur.execute(self._sql(query + " ORDER BY issued_at, card_uuid"), params)
+            rows = cur.fetchall()
         return [
             IssuedCard(
                 card_uuid=r[0],
@@ -199,6 +248,69 @@ class SqliteFeedbackStore:
             for r in rows
         ]
 
+    def first_use(self, iss: str, jti: str, expires: float) -> bool:
+        """Record a JWT id; False when it was already recorded (a replay), across every process."""
+        now = time.time()
+        with self._cursor() as cur:
+            if now - self._last_purge > 60:
+                cur.execute(self._sql("DELETE FROM jwt_seen WHERE expires < ?"), (now,))
+                self._last_purge = now
+            cur.execute(
+                self._sql("INSERT INTO jwt_seen (iss, jti, expires) VALUES (?,?,?) ON CONFLICT DO NOTHING"),
+                (iss, jti, expires),
+            )
+            return bool(cur.rowcount == 1)
+
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._connection().close()
+
+
+class SqliteFeedbackStore(SqlFeedbackStore):
+    """The embedded default: one SQLite file (or ``:memory:``), WAL mode, shared by local workers."""
+
+    def __init__(self, path: Path | str) -> None:
+        target = str(path)
+        if target != ":memory:":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(target, check_same_thread=False, timeout=10)
+        if target != ":memory:":
+            # WAL with synchronous=NORMAL: commits do not fsync (checkpoints do); the database stays
+            # consistent through a crash, and only an OS crash or power loss can drop the last commits.
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        super().__init__()
+
+    def _connection(self) -> Any:
+        return self._conn
+
+
+class PostgresFeedbackStore(SqlFeedbackStore):
+    """PostgreSQL, for several instances or hosts sharing one store (psycopg 3, one connection)."""
+
+    blocking_io = True
+    placeholder = "%s"
+    serial = "BIGSERIAL PRIMARY KEY"
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._url = url
+        self._psycopg = psycopg
+        self._conn = psycopg.connect(url, connect_timeout=10)
+        super().__init__()
+
+    def _connection(self) -> Any:
+        if self._conn.closed:
+            self._conn = self._psycopg.connect(self._url, connect_timeout=10)
+        return self._conn
+
+
+def open_store(url: str) -> SqlFeedbackStore:
+    """The store a database URL names: ``sqlite:///path``, ``sqlite:///:memory:``, ``postgresql://…``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresFeedbackStore(url)
+    if url.startswith("sqlite://"):
+        return SqliteFeedbackStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
+    raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]!r} (use sqlite:// or postgresql://)")

@@ -19,6 +19,7 @@ from typing import Any
 from .engine.fhir import items
 from .errors import FhirFetchError, PreconditionFailed
 from .fhir_client import FhirFetcher
+from .metrics import FHIR_FETCHES
 from .protocol import HookRequest
 
 _TOKEN_RE = re.compile(r"\{\{\s*context\.([A-Za-z]+)\s*\}\}")
@@ -196,6 +197,8 @@ async def _fetch_all(
             raise FhirFetchError(query, f"the fetch budget of {budget:.2f} s ran out") from None
 
     results = await asyncio.gather(*(one(t, q) for t, q in to_fetch), return_exceptions=True)
+    for result in results:
+        FHIR_FETCHES.labels("failed" if isinstance(result, BaseException) else "ok").inc()
     failures: list[FhirFetchError] = []
     for (template, _query), result in zip(to_fetch, results, strict=True):
         if isinstance(result, FhirFetchError):

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import jwt
@@ -156,6 +156,12 @@ class ReplayCache:
             return True
 
 
+class SeenTokenIds(Protocol):
+    """Where JWT ids are remembered: ``ReplayCache`` in process, or the shared feedback store."""
+
+    def first_use(self, iss: str, jti: str, expires: float) -> bool: ...
+
+
 class ClientAuthenticator:
     """Checks one request's bearer JWT against the trusted issuers."""
 
@@ -163,7 +169,7 @@ class ClientAuthenticator:
         self,
         issuers: list[TrustedIssuer],
         jwks: JwksCache,
-        replay: ReplayCache,
+        replay: SeenTokenIds,
         *,
         leeway: float,
         max_lifetime: float,

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
 
     feedback_db_path: Path = Path("cds-feedback.sqlite3")
+    # Overrides feedback_db_path: sqlite:///path or postgresql://user:pass@host/db (several instances).
+    database_url: str | None = None
+    # Where client-JWT ids are remembered against replay: "memory" (one process) or "database" (shared by
+    # every worker and instance using the store). Default: memory for one worker, database for several.
+    replay_cache: Literal["memory", "database"] | None = None
 
     # FHIR server access when prefetch is missing or failed.
     fhir_timeout_seconds: float = Field(default=2.0, gt=0)
@@ -106,6 +111,10 @@ class Settings(BaseSettings):
         for issuer in self.trusted_issuers:
             if issuer.jwks_file is not None and not issuer.jwks_file.is_file():
                 raise ConfigurationError(f"trusted issuer {issuer.iss!r}: no JWKS file at {issuer.jwks_file}")
+
+    def store_url(self) -> str:
+        """The feedback store's database URL."""
+        return self.database_url or f"sqlite:///{self.feedback_db_path}"
 
     def shape_limits(self) -> ShapeLimits:
         return ShapeLimits(

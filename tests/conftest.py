@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,28 @@ from cds_service.feedback_store import SqliteFeedbackStore
 from cds_service.security import TrustedIssuer
 from cds_service.settings import Settings
 from tests.jwt_helpers import ISS, JKU, KeyPair, SigningClient
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A real PostgreSQL server for the session (CI must have one: .ci/run installs it)."""
+    from tests.postgres import PostgresUnavailable, temporary_server
+
+    try:
+        with temporary_server() as url:
+            yield url
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL tests must run in CI: {exc}")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> str:
+    """A fresh, empty database for one test."""
+    from tests.postgres import fresh_database
+
+    return fresh_database(postgres_admin_url, f"t_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
