@@ -37,6 +37,15 @@ def postgres_url(postgres_admin_url: str) -> str:
     return fresh_database(postgres_admin_url, f"t_{uuid.uuid4().hex[:12]}")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The feedback store's database on each backend: an SQLite file, and a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(feedback_db_path=tmp_path / "feedback.sqlite3")

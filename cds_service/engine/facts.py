@@ -131,119 +131,95 @@ class FactExtractor:
             return self._allergy(resource)
         return []
 
+    def _item(
+        self,
+        reference: str,
+        concept: Any,
+        kind: str,
+        *,
+        texts: list[str],
+        active: bool,
+        when: date | None,
+        region_codes: list[Code] | None = None,
+        raw: dict[str, Any] | None = None,
+    ) -> _Item:
+        """The reduced form every reader shares: the concept's codes, value sets and text, plus ``texts``."""
+        codes = codings(concept)
+        regions = frozenset().union(*(self._term.region_of(c) for c in codes + (region_codes or [])))
+        return _Item(
+            reference=reference,
+            concept=concept,
+            codes=codes,
+            value_sets=self._value_sets(codes),
+            texts=concept_text(concept) + texts,
+            active=active,
+            when=when,
+            kind=kind,
+            regions=regions,
+            raw=raw or {},
+        )
+
     def _condition(self, r: dict[str, Any]) -> list[_Item]:
         if status_code(r.get("verificationStatus")) in IGNORED_VERIFICATION:
             return []
-        codes = codings(r.get("code"))
         sites: list[Any] = r["bodySite"] if isinstance(r.get("bodySite"), list) else []
-        site_codes = [c for site in sites for c in codings(site)]
         site_texts = [t for site in sites for t in concept_text(site)]
-        regions = frozenset().union(*(self._term.region_of(c) for c in codes + site_codes))
         onset = r.get("onsetPeriod", {}).get("start") if isinstance(r.get("onsetPeriod"), dict) else None
-        when = parse_date(r.get("onsetDateTime")) or parse_date(onset) or parse_date(r.get("recordedDate"))
-        return [
-            _Item(
-                reference=reference_of(r),
-                concept=r.get("code"),
-                codes=codes,
-                value_sets=self._value_sets(codes),
-                texts=concept_text(r.get("code")) + notes(r) + site_texts,
-                active=status_code(r.get("clinicalStatus")) not in INACTIVE_CLINICAL,
-                when=when,
-                kind="condition",
-                regions=regions | self._text.regions(site_texts),
-                raw=r,
-            )
-        ]
+        item = self._item(
+            reference_of(r),
+            r.get("code"),
+            "condition",
+            texts=notes(r) + site_texts,
+            active=status_code(r.get("clinicalStatus")) not in INACTIVE_CLINICAL,
+            when=parse_date(r.get("onsetDateTime")) or parse_date(onset) or parse_date(r.get("recordedDate")),
+            region_codes=[c for site in sites for c in codings(site)],
+            raw=r,
+        )
+        item.regions |= self._text.regions(site_texts)
+        return [item]
 
     def _procedure(self, r: dict[str, Any]) -> list[_Item]:
         status = r.get("status")
         if status in IGNORED_EVENT_STATUS:
             return []
-        codes = codings(r.get("code"))
-        when = parse_date(r.get("performedDateTime")) or parse_date(
-            (r.get("performedPeriod") or {}).get("start") if isinstance(r.get("performedPeriod"), dict) else None
-        )
+        period = r.get("performedPeriod")
+        start = period.get("start") if isinstance(period, dict) else None
+        when = parse_date(r.get("performedDateTime")) or parse_date(start)
+        active = status in (None, "completed", "in-progress")
         return [
-            _Item(
-                reference=reference_of(r),
-                concept=r.get("code"),
-                codes=codes,
-                value_sets=self._value_sets(codes),
-                texts=concept_text(r.get("code")) + notes(r),
-                active=status in (None, "completed", "in-progress"),
-                when=when,
-                kind="procedure",
-                raw=r,
-            )
+            self._item(reference_of(r), r.get("code"), "procedure", texts=notes(r), active=active, when=when, raw=r)
         ]
 
     def _observation(self, r: dict[str, Any]) -> list[_Item]:
         if r.get("status") in ("entered-in-error", "cancelled"):
             return []
-        codes = codings(r.get("code"))
-        texts = concept_text(r.get("code")) + notes(r)
+        texts = notes(r) + concept_text(r.get("valueCodeableConcept"))
         if isinstance(r.get("valueString"), str):
             texts.append(r["valueString"])
-        texts += concept_text(r.get("valueCodeableConcept"))
         when = parse_date(r.get("effectiveDateTime")) or parse_date(r.get("issued"))
-        return [
-            _Item(
-                reference=reference_of(r),
-                concept=r.get("code"),
-                codes=codes,
-                value_sets=self._value_sets(codes),
-                texts=texts,
-                active=True,
-                when=when,
-                kind="observation",
-                raw=r,
-            )
-        ]
+        return [self._item(reference_of(r), r.get("code"), "observation", texts=texts, active=True, when=when, raw=r)]
 
     def _allergy(self, r: dict[str, Any]) -> list[_Item]:
         if status_code(r.get("verificationStatus")) in IGNORED_VERIFICATION:
             return []
         if status_code(r.get("clinicalStatus")) in ("inactive", "resolved"):
             return []
-        texts = concept_text(r.get("code"))
-        for reaction in items(r.get("reaction")):
-            if isinstance(reaction, dict):
-                texts += concept_text(reaction.get("substance"))
-        codes = codings(r.get("code"))
-        return [
-            _Item(
-                reference=reference_of(r),
-                concept=r.get("code"),
-                codes=codes,
-                value_sets=self._value_sets(codes),
-                texts=texts,
-                active=True,
-                when=parse_date(r.get("recordedDate")),
-                kind="allergy",
-                raw=r,
-            )
+        substances = [
+            t
+            for reaction in items(r.get("reaction"))
+            if isinstance(reaction, dict)
+            for t in concept_text(reaction.get("substance"))
         ]
+        when = parse_date(r.get("recordedDate"))
+        return [self._item(reference_of(r), r.get("code"), "allergy", texts=substances, active=True, when=when, raw=r)]
 
     def _reasons_of(self, order: dict[str, Any], today: date) -> list[_Item]:
         # A reason on a draft order is the clinician's statement about the patient now.
-        out = []
-        for reason in items(order.get("reasonCode")):
-            codes = codings(reason)
-            out.append(
-                _Item(
-                    reference=f"{reference_of(order)}#reasonCode",
-                    concept=reason,
-                    codes=codes,
-                    value_sets=self._value_sets(codes),
-                    texts=concept_text(reason),
-                    active=True,
-                    when=today,
-                    kind="reason",
-                    regions=frozenset().union(*(self._term.region_of(c) for c in codes)),
-                )
-            )
-        return out
+        reference = f"{reference_of(order)}#reasonCode"
+        return [
+            self._item(reference, reason, "reason", texts=[], active=True, when=today)
+            for reason in items(order.get("reasonCode"))
+        ]
 
     def _value_sets(self, codes: list[Code]) -> frozenset[str]:
         return frozenset().union(*(self._term.value_sets_of(c) for c in codes))

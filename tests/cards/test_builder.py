@@ -14,6 +14,7 @@ from cds_service.protocol import OrderSelectContext, OrderSignContext
 from cds_service.settings import Settings
 from tests import records as r
 from tests.factories import CPT, SNOMED, bundle, condition, service_request
+from tests.spec_rules import assert_no_empty
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 PAMA = "http://fhir.org/argonaut/Extension/pama-rating"
@@ -69,22 +70,7 @@ def check_spec_rules(body: dict[str, Any]) -> None:
         assert action["type"] == "update" and action["description"]
         ServiceRequest.model_validate(action["resource"])
     assert body.get("extension", {}).get("systemActions", []) == body.get("systemActions", [])
-    assert_no_empty(body, "")
-
-
-def assert_no_empty(value: Any, path: str) -> None:
-    """Spec: no null, "", [] or {} for optional fields (``cards: []`` excepted)."""
-    assert value is not None, path
-    if isinstance(value, dict):
-        assert value or not path, path
-        for key, child in value.items():
-            assert_no_empty(child, f"{path}.{key}")
-    elif isinstance(value, list):
-        assert value or path == ".cards", path
-        for i, child in enumerate(value):
-            assert_no_empty(child, f"{path}[{i}]")
-    elif isinstance(value, str):
-        assert value, path
+    assert_no_empty(body)
 
 
 def order(order_id: str, code: str, system: str = CPT, **kw: Any) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,17 +15,9 @@ from cds_service.protocol import Feedback
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.sqlite3'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
-def store(store_url: str) -> Iterator[SqlFeedbackStore]:
-    s = open_store(store_url)
+def store(database_url: str) -> Iterator[SqlFeedbackStore]:
+    s = open_store(database_url)
     yield s
     s.close()
 
@@ -99,12 +90,12 @@ def test_jwt_ids_are_remembered_once(store: SqlFeedbackStore) -> None:
     assert store.first_use("other-iss", "jti-1", expires) is True
 
 
-def test_data_survives_reopening(store_url: str) -> None:
-    first = open_store(store_url)
+def test_data_survives_reopening(database_url: str) -> None:
+    first = open_store(database_url)
     first.record_issued([card("a")])
     first.record_feedback("svc", [feedback("a")])
     first.close()
-    again = open_store(store_url)
+    again = open_store(database_url)
     assert [c.card_uuid for c in again.issued()] == ["a"] and len(again.feedback()) == 1
     again.close()
 

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
 from cds_service.ehr import free_port
 from cds_service.feedback_store import open_store
@@ -60,14 +59,6 @@ def bone_scan_call(n: int) -> dict[str, object]:
     prefetch["conditions"] = f.bundle(records.record_for_variant(1))
     order = f.service_request(f"order-{n}", codings=[{"system": f.CPT, "code": "78306"}])
     return f.sandbox_order_select([order], prefetch=prefetch)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.sqlite3'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 def test_two_workers_one_store_nothing_lost_or_double_counted(database_url: str, tmp_path: Path) -> None:
