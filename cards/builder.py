@@ -106,7 +106,8 @@ class CardBuilder:
         best = [a for a in alternatives if a.rating.rank == 3]
         if decision.rating.rank < 3 and best:
             phase = self._k.procedures[decision.item.procedure].phase
-            if phase == "treatment" and decision.inference.variants == (9,):
+            consult_variants = set(self._k.rules.consult_card_variants)
+            if phase == "treatment" and set(decision.inference.variants) <= consult_variants:
                 drafted = self._drafted_procedures(excluding=decision.reference)
                 self._consults_card(decision, facts, [a for a in best if a.procedure.id not in drafted])
             else:
@@ -137,16 +138,11 @@ class CardBuilder:
 
     def _contraindication_card(self, decision: OrderDecision, facts: PatientFacts) -> None:
         assert decision.item is not None and decision.rating is not None
-        if "mri-contraindication" in decision.contraindications:
-            kind: CardKind = "mri-contraindication"
-            why = facts.mri_contraindication
-            reason = "MRI contraindicated"
-            explained = "an implanted device contraindicates MRI"
-        else:
-            kind = "gadolinium-risk"
-            why = facts.gadolinium_risk
-            reason = "gadolinium contrast risk"
-            explained = "gadolinium contrast is risky for this patient"
+        name = decision.contraindications[0]
+        kind: CardKind = "mri-contraindication" if name == "mri-contraindication" else "gadolinium-risk"
+        rule = self._k.rules.contraindications[name]
+        why = facts.finding(rule.fact)
+        reason, explained = rule.reason, rule.explained
         options = decision.alternatives[:2]
         proof = ", ".join(e.summary for e in why.evidence[:2])
         suggestions, headline = self._offers(decision, options)
@@ -204,12 +200,16 @@ class CardBuilder:
     # ------------------------------------------------------------------------------ other cards
 
     def _red_flag(self, facts: PatientFacts, decisions: tuple[OrderDecision, ...]) -> None:
+        flag = self._k.rules.red_flag
         has_fracture = facts.vcf_current.value or facts.vcf_history.value
-        if not (facts.neurologic_deficit.value and has_fracture and decisions):
+        if not (facts.finding(flag.fact).value and has_fracture and decisions):
             return
         region = facts.fracture_region or frozenset({"cervical", "thoracic", "lumbar"})
         drafted = self._drafted_procedures()
-        study_id = "ct-wo" if facts.mri_contraindication.value else "mri-wo"
+        study_id = flag.imaging
+        for name, instead in flag.imaging_when_contraindicated.items():
+            if facts.finding(self._k.rules.contraindications[name].fact).value:
+                study_id = instead
         suggestions = []
         # The urgent orders cite the deficit, not the reasons of whatever order was being placed.
         first = decisions[0].order
@@ -217,15 +217,16 @@ class CardBuilder:
         deficit = [{"reference": e.reference} for e in facts.neurologic_deficit.evidence if "#" not in e.reference]
         if deficit:
             template["reasonReference"] = deficit
-        urgent_imaging = {"ct-wo"} if facts.mri_contraindication.value else {"mri-wo", "mri-w", "mri-wwo"}
-        if not urgent_imaging & drafted.keys():
+        # An urgent study of the same modality already drafted (any contrast) makes the suggestion moot.
+        modality = self._k.procedures[study_id].modality
+        if not any(self._k.procedures[p].modality == modality for p in drafted):
             study = self._engine.rater.orderable(self._k.procedures[study_id], region)
             if study is not None:
                 suggestions.append(
                     self._create_suggestion(template, study, [], f"Order urgent {study.display}", "stat")
                 )
-        if "surgical-consult" not in drafted:
-            consult = self._engine.rater.orderable(self._k.procedures["surgical-consult"], region)
+        if flag.consult not in drafted:
+            consult = self._engine.rater.orderable(self._k.procedures[flag.consult], region)
             if consult is not None:
                 suggestions.append(
                     self._create_suggestion(template, consult, [], f"Order urgent {consult.display}", "stat")

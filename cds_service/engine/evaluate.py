@@ -77,7 +77,9 @@ class Engine:
         self.knowledge = knowledge
         self.terminology = Terminology(knowledge)
         self.text = TextFinder(knowledge.value_sets.text)
-        self.extractor = FactExtractor(self.terminology, self.text)
+        self.extractor = FactExtractor(
+            self.terminology, self.text, egfr_below=knowledge.value_sets.thresholds.egfr_gadolinium_risk_below
+        )
         self.rater = Rater(knowledge, self.terminology)
         self.facts_cache = FactsCache()
 

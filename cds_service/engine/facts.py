@@ -23,7 +23,6 @@ from .text import Mention, TextFinder
 IGNORED_VERIFICATION = {"entered-in-error", "refuted"}
 INACTIVE_CLINICAL = {"inactive", "remission", "resolved"}
 IGNORED_EVENT_STATUS = {"entered-in-error", "not-done", "cancelled", "preparation"}
-EGFR_THRESHOLD = 30.0
 
 VcfKind = Literal["pathological", "osteoporotic", "unspecified"]
 
@@ -103,9 +102,10 @@ class _Item:
 class FactExtractor:
     """Turns a patient record and the draft orders into ``PatientFacts``."""
 
-    def __init__(self, terminology: Terminology, text: TextFinder) -> None:
+    def __init__(self, terminology: Terminology, text: TextFinder, *, egfr_below: float) -> None:
         self._term = terminology
         self._text = text
+        self._egfr_below = egfr_below
 
     def extract(
         self, record: Iterable[dict[str, Any]], orders: Iterable[dict[str, Any]], *, today: date, new_window: timedelta
@@ -307,7 +307,7 @@ class FactExtractor:
                 _ev(idx.coded("neurologic-deficit", active_only=True, kinds=clinical) + neuro_text)
             ),
             mri_contraindication=Finding.of(_ev(idx.coded("mri-contraindication", active_only=True) + device_text)),
-            gadolinium_risk=_gadolinium_risk(idx, items),
+            gadolinium_risk=_gadolinium_risk(idx, items, self._egfr_below),
         )
 
 
@@ -356,15 +356,15 @@ def _newness(current: list[_Item], today: date, window: timedelta) -> Finding:
     return Finding(None)
 
 
-def _gadolinium_risk(idx: _Index, items: list[_Item]) -> Finding:
+def _gadolinium_risk(idx: _Index, items: list[_Item], egfr_below: float) -> Finding:
     evidence: list[Evidence] = []
     egfr = [i for i in items if i.kind == "observation" and "egfr" in i.value_sets]
     latest = max(egfr, key=lambda i: i.when or date.min, default=None)
     if latest is not None:
         quantity = latest.raw.get("valueQuantity")
         value = quantity.get("value") if isinstance(quantity, dict) else None
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < EGFR_THRESHOLD:
-            evidence.append(Evidence(latest.reference, f"eGFR {value:g} (below {EGFR_THRESHOLD:g})", latest.when))
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < egfr_below:
+            evidence.append(Evidence(latest.reference, f"eGFR {value:g} (below {egfr_below:g})", latest.when))
     dialysis_text, _ = idx.mentions("dialysis", kinds=("condition", "procedure"), active_only=True)
     allergy_text, _ = idx.mentions("gadolinium-allergy", kinds=("allergy",))
     coded = idx.coded("dialysis", "contrast-allergy", active_only=True)

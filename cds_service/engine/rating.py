@@ -79,7 +79,7 @@ class Rater:
         if item is None:
             return OrderDecision(order, reference, Status.OUT_OF_TOPIC)
         procedure = self._k.procedures[item.procedure]
-        inference = infer_variant(facts, procedure.phase)
+        inference = infer_variant(facts, procedure.phase, self._k.rules.variant_rules)
         region = frozenset(item.region) if item.region else facts.fracture_region
         base = OrderDecision(order, reference, Status.NO_VARIANT, item=item, inference=inference, region=region)
         if not inference.variants:
@@ -90,7 +90,7 @@ class Rater:
         if rating is None:
             listed = any(self._k.variants[v].rating_of(procedure.id) for v in inference.variants)
             return replace(base, status=Status.AMBIGUOUS if listed else Status.NOT_LISTED)
-        contraindications = _contraindications(procedure, facts)
+        contraindications = self.contraindications(procedure, facts)
         return replace(
             base,
             status=Status.RATED,
@@ -98,6 +98,14 @@ class Rater:
             radiation=self._radiation(procedure, region),
             alternatives=self._alternatives(procedure, rating, inference, region, facts, bool(contraindications)),
             contraindications=contraindications,
+        )
+
+    def contraindications(self, procedure: Procedure, facts: PatientFacts) -> tuple[str, ...]:
+        """Why this patient should not have this procedure (names from the decision rules)."""
+        return tuple(
+            name
+            for name, rule in self._k.rules.contraindications.items()
+            if procedure.id in rule.procedures and facts.finding(rule.fact).value
         )
 
     def rating_for(self, procedure_id: str, inference: Inference) -> Rating | None:
@@ -131,7 +139,7 @@ class Rater:
         for procedure in self._k.acr.procedures:
             if procedure.phase != ordered.phase or procedure.id == ordered.id:
                 continue
-            if _contraindications(procedure, facts):
+            if self.contraindications(procedure, facts):
                 continue
             other = self.rating_for(procedure.id, inference)
             if other is None or not (ordered_contraindicated or _better(other, rating)):
@@ -176,17 +184,3 @@ def _better(candidate: Rating, ordered: Rating) -> bool:
     if candidate.rank != ordered.rank:
         return candidate.rank > ordered.rank
     return candidate.median is not None and ordered.median is not None and candidate.median > ordered.median
-
-
-def _contraindications(procedure: Procedure, facts: PatientFacts) -> tuple[str, ...]:
-    """Why this patient should not have this procedure, as stable codes."""
-    reasons = []
-    if procedure.modality == "MRI" and facts.mri_contraindication.value:
-        reasons.append("mri-contraindication")
-    if (
-        procedure.modality == "MRI"
-        and procedure.contrast in ("with", "without-and-with")
-        and facts.gadolinium_risk.value
-    ):
-        reasons.append("gadolinium-risk")
-    return tuple(reasons)

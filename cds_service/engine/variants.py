@@ -1,8 +1,9 @@
 """Which ACR variant applies (product-spec §3.3).
 
-The rules are written once, as functions of known booleans. Facts the record leaves open
-(``None``) are enumerated both ways, so the candidate set and the facts that would decide between
-candidates fall out of the same rules instead of being special-cased.
+The rules are data (``knowledge/data/decision_rules.json``): ordered, first match wins, each a
+condition on known booleans. Facts the record leaves open (``None``) are enumerated both ways, so the
+candidate set and the facts that would decide between candidates fall out of the same rules instead
+of being special-cased.
 
 Imaging (variants 1-4): malignancy outranks the other facts (a new VCF in a cancer patient is
 malignant until proven otherwise). Treatment (5-9): the more specific wins, 9 (pathological) over
@@ -13,10 +14,11 @@ pulmonary dysfunction) over 5 (asymptomatic).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..knowledge.models import Phase
+from ..knowledge import load_knowledge
+from ..knowledge.models import Phase, VariantRule, VariantRules
 from .facts import PatientFacts
 
 # The facts a record may leave open, in the order a card names them.
@@ -38,50 +40,26 @@ FACT_QUESTIONS: dict[str, str] = {
 Situation = Mapping[str, bool]
 
 
+def rule_variant(rules: Sequence[VariantRule], s: Situation) -> int | None:
+    """The variant of the first rule that matches the situation (None: no variant fits)."""
+    for rule in rules:
+        if (
+            all(s[f] for f in rule.all_of)
+            and (not rule.any_of or any(s[f] for f in rule.any_of))
+            and not any(s[f] for f in rule.none_of)
+        ):
+            return rule.variant
+    return None
+
+
 def imaging_variant(s: Situation) -> int | None:
     """Variant 1-4 for an imaging order, or None when no imaging variant fits."""
-    if s["vcf_current"]:
-        if s["malignancy"]:
-            return 2 if s["symptomatic"] else 4
-        if s["symptomatic"] and (s["multiple_fractures"] or s["prior_treatment"]):
-            return 3
-        if s["symptomatic"] and s["new_fracture"]:
-            return 1
-        return None
-    prior_fractures = s["multiple_fractures"] or s["prior_treatment"]
-    if s["vcf_history"] and not s["malignancy"] and s["symptomatic"] and prior_fractures:
-        # New pain in a patient with prior fractures but none current (variant 3's setting).
-        return 3
-    return None
+    return rule_variant(load_knowledge().rules.variant_rules.imaging, s)
 
 
 def treatment_variant(s: Situation) -> int | None:
     """Variant 5-9 for a treatment or consult order, or None when no treatment variant fits."""
-    if not s["vcf_current"]:
-        return None
-    if s["pathological"]:
-        return 9 if s["symptomatic"] else None
-    if s["symptomatic"] and s["prior_treatment"]:
-        return 7
-    if s["symptomatic"] and s["marrow_edema_or_cleft"]:
-        return 6
-    if (s["symptomatic"] and s["worsening_pain"]) or s["deformity"] or s["pulmonary_dysfunction"]:
-        return 8
-    if not s["symptomatic"]:
-        return 5
-    return None
-
-
-RULES: dict[Phase, Callable[[Situation], int | None]] = {"imaging": imaging_variant, "treatment": treatment_variant}
-_KNOWN_FACTS = (
-    "vcf_current",
-    "vcf_history",
-    "malignancy",
-    "multiple_fractures",
-    "prior_treatment",
-    "deformity",
-    "pulmonary_dysfunction",
-)
+    return rule_variant(load_knowledge().rules.variant_rules.treatment, s)
 
 
 @dataclass(frozen=True)
@@ -101,17 +79,16 @@ class Inference:
         return self.variants[0] if self.candidates == frozenset(self.variants) and len(self.variants) == 1 else None
 
 
-def infer_variant(facts: PatientFacts, phase: Phase) -> Inference:
+def infer_variant(facts: PatientFacts, phase: Phase, rules: VariantRules | None = None) -> Inference:
     """The candidate variants for an order of ``phase`` given ``facts``."""
-    rule = RULES[phase]
-    base: dict[str, bool] = {name: bool(facts.finding(name).value) for name in _KNOWN_FACTS}
-    open_facts = [name for name in OPEN_FACTS if facts.finding(name).value is None]
-    for name in OPEN_FACTS:
-        if name not in open_facts:
-            base[name] = bool(facts.finding(name).value)
+    phase_rules = (rules or load_knowledge().rules.variant_rules).for_phase(phase)
+    names = sorted({f for rule in phase_rules for f in (*rule.all_of, *rule.any_of, *rule.none_of)})
+    base: dict[str, bool] = {name: bool(facts.finding(name).value) for name in names}
+    # Facts the record leaves open are tried both ways, in the order a card would name them.
+    open_facts = [name for name in OPEN_FACTS if name in base and facts.finding(name).value is None]
     outcomes: dict[tuple[bool, ...], int | None] = {}
     for values in itertools.product((False, True), repeat=len(open_facts)):
-        outcomes[values] = rule({**base, **dict(zip(open_facts, values, strict=True))})
+        outcomes[values] = rule_variant(phase_rules, {**base, **dict(zip(open_facts, values, strict=True))})
     deciding = tuple(
         name
         for position, name in enumerate(open_facts)

@@ -174,6 +174,11 @@ class Regions(_Data):
     snomed: dict[str, list[RegionName]]
 
 
+class Thresholds(_Data):
+    egfr_gadolinium_risk_below: float = Field(gt=0)
+    egfr_source: str
+
+
 class ValueSets(_Data):
     schema_: str = Field(alias="schema")
     version: str
@@ -181,6 +186,7 @@ class ValueSets(_Data):
     value_sets: dict[str, ValueSet]
     regions: Regions
     text: TextRules
+    thresholds: Thresholds
 
 
 class OverrideReasonCode(_Data):
@@ -203,3 +209,66 @@ class OverrideReasons(_Data):
             if unknown:
                 raise ValueError(f"card kind {kind}: unknown override reasons {sorted(unknown)}")
         return self
+
+
+FactName = Literal[
+    "vcf_current",
+    "vcf_history",
+    "traumatic_fracture",
+    "new_fracture",
+    "symptomatic",
+    "malignancy",
+    "pathological",
+    "multiple_fractures",
+    "prior_treatment",
+    "marrow_edema_or_cleft",
+    "worsening_pain",
+    "deformity",
+    "pulmonary_dysfunction",
+    "neurologic_deficit",
+    "mri_contraindication",
+    "gadolinium_risk",
+]
+
+
+class VariantRule(_Data):
+    """Matches when every ``all`` fact is true, one ``any`` fact is (if given), and no ``none`` fact is."""
+
+    variant: int | None = Field(ge=1, le=9)
+    all_of: list[FactName] = Field(default_factory=list, alias="all")
+    any_of: list[FactName] = Field(default_factory=list, alias="any")
+    none_of: list[FactName] = Field(default_factory=list, alias="none")
+    why: str
+
+
+class VariantRules(_Data):
+    description: str
+    imaging: list[VariantRule]
+    treatment: list[VariantRule]
+
+    def for_phase(self, phase: Phase) -> list[VariantRule]:
+        return self.imaging if phase == "imaging" else self.treatment
+
+
+class Contraindication(_Data):
+    fact: FactName
+    procedures: list[str] = Field(min_length=1)
+    reason: str
+    explained: str
+
+
+class RedFlag(_Data):
+    fact: FactName
+    imaging: str
+    imaging_when_contraindicated: dict[str, str]
+    consult: str
+
+
+class DecisionRules(_Data):
+    schema_: str = Field(alias="schema")
+    version: str
+    sources: list[str] = Field(min_length=1)
+    variant_rules: VariantRules
+    contraindications: dict[str, Contraindication]
+    red_flag: RedFlag
+    consult_card_variants: list[int]

@@ -244,3 +244,21 @@ def test_every_value_set_records_its_sources() -> None:
     for name, vs in K.value_sets.value_sets.items():
         assert vs.sources, name
     assert K.catalog.sources and K.acr.sources
+
+
+def test_decision_rules_are_checked_against_the_knowledge() -> None:
+    from cds_service.knowledge import Knowledge
+    from cds_service.knowledge.models import DecisionRules
+
+    raw = json.loads((Path(__file__).parents[3] / "cds_service/knowledge/data/decision_rules.json").read_text())
+    raw["variant_rules"]["imaging"][0]["variant"] = 6  # a treatment variant in an imaging rule
+    with pytest.raises(ValueError, match="imaging rule names variant 6"):
+        Knowledge(K.acr, K.catalog, K.value_sets, K.override_reasons, DecisionRules.model_validate(raw))
+    raw["variant_rules"]["imaging"][0]["variant"] = 2
+    raw["contraindications"]["gadolinium-risk"]["procedures"] = ["mri-contrast-typo"]
+    with pytest.raises(ValueError, match="unknown procedure"):
+        Knowledge(K.acr, K.catalog, K.value_sets, K.override_reasons, DecisionRules.model_validate(raw))
+    raw["contraindications"]["gadolinium-risk"]["procedures"] = ["mri-w"]
+    raw["variant_rules"]["treatment"][0]["all"] = ["not_a_fact"]
+    with pytest.raises(ValueError):
+        DecisionRules.model_validate(raw)
