@@ -143,9 +143,14 @@ class FactExtractor:
         region_codes: list[Code] | None = None,
         raw: dict[str, Any] | None = None,
     ) -> _Item:
-        """The reduced form every reader shares: the concept's codes, value sets and text, plus ``texts``."""
+        """The reduced form every reader shares: the concept's codes, value sets and text, plus ``texts``.
+
+        Spine regions are read only when ``region_codes`` is given (fractures and order reasons).
+        """
         codes = codings(concept)
-        regions = frozenset().union(*(self._term.region_of(c) for c in codes + (region_codes or [])))
+        regions: Region = frozenset()
+        if region_codes is not None:
+            regions = frozenset().union(*(self._term.region_of(c) for c in codes + region_codes))
         return _Item(
             reference=reference,
             concept=concept,
@@ -217,11 +222,13 @@ class FactExtractor:
         # A reason on a draft order is the clinician's statement about the patient now.
         reference = f"{reference_of(order)}#reasonCode"
         return [
-            self._item(reference, reason, "reason", texts=[], active=True, when=today)
+            self._item(reference, reason, "reason", texts=[], active=True, when=today, region_codes=[])
             for reason in items(order.get("reasonCode"))
         ]
 
     def _value_sets(self, codes: list[Code]) -> frozenset[str]:
+        if len(codes) == 1:  # the usual case: no union to build
+            return self._term.value_sets_of(codes[0])
         return frozenset().union(*(self._term.value_sets_of(c) for c in codes))
 
     # ---------------------------------------------------------------------------------- rules
