@@ -67,6 +67,17 @@ class FeedbackStore(Protocol):
 
     def issued(self, since: datetime | None = None) -> list[IssuedCard]: ...
 
+    def _select(self, query: str, *, since_column: str, since: datetime | None, order: str) -> list[Any]:
+        """Rows of ``query``, from ``since`` on when given (timestamps are stored as UTC ISO text)."""
+        params: tuple[str, ...] = ()
+        if since is not None:
+            query += f" WHERE {since_column} >= ?"
+            params = (since.astimezone(UTC).isoformat(),)
+        with self._cursor() as cur:
+            cur.execute(self._sql(f"{query} ORDER BY {order}"), params)
+            rows: list[Any] = cur.fetchall()
+        return rows
+
     def first_use(self, iss: str, jti: str, expires: float) -> bool: ...
 
     def close(self) -> None: ...
@@ -194,18 +205,14 @@ class SqlFeedbackStore:
         return len(rows)
 
     def feedback(self, since: datetime | None = None) -> list[StoredFeedback]:
-        query = (
+        rows = self._select(
             "SELECT f.service_id, f.card_uuid, f.outcome, f.accepted_suggestions, f.override_reason_code, "
             "f.override_reason_display, f.user_comment, f.outcome_timestamp, i.card_uuid IS NOT NULL "
-            "FROM feedback f LEFT JOIN issued_card i ON i.card_uuid = f.card_uuid"
+            "FROM feedback f LEFT JOIN issued_card i ON i.card_uuid = f.card_uuid",
+            since_column="f.outcome_timestamp",
+            since=since,
+            order="f.id",
         )
-        params: tuple[str, ...] = ()
-        if since is not None:
-            query += " WHERE f.outcome_timestamp >= ?"
-            params = (since.astimezone(UTC).isoformat(),)
-        with self._cursor() as cur:
-            cur.execute(self._sql(query + " ORDER BY f.id"), params)
-            rows = cur.fetchall()
         return [
             StoredFeedback(
                 service_id=r[0],
@@ -222,17 +229,13 @@ class SqlFeedbackStore:
         ]
 
     def issued(self, since: datetime | None = None) -> list[IssuedCard]:
-        query = (
+        rows = self._select(
             "SELECT card_uuid, service_id, hook_instance, card_kind, indicator, variant, order_code, "
-            "suggestion_uuids, issued_at FROM issued_card"
+            "suggestion_uuids, issued_at FROM issued_card",
+            since_column="issued_at",
+            since=since,
+            order="issued_at, card_uuid",
         )
-        params: tuple[str, ...] = ()
-        if since is not None:
-            query += " WHERE issued_at >= ?"
-            params = (since.astimezone(UTC).isoformat(),)
-        with self._cursor() as cur:
-            cur.execute(self._sql(query + " ORDER BY issued_at, card_uuid"), params)
-            rows = cur.fetchall()
         return [
             IssuedCard(
                 card_uuid=r[0],
@@ -247,6 +250,17 @@ class SqlFeedbackStore:
             )
             for r in rows
         ]
+
+    def _select(self, query: str, *, since_column: str, since: datetime | None, order: str) -> list[Any]:
+        """Rows of ``query``, from ``since`` on when given (timestamps are stored as UTC ISO text)."""
+        params: tuple[str, ...] = ()
+        if since is not None:
+            query += f" WHERE {since_column} >= ?"
+            params = (since.astimezone(UTC).isoformat(),)
+        with self._cursor() as cur:
+            cur.execute(self._sql(f"{query} ORDER BY {order}"), params)
+            rows: list[Any] = cur.fetchall()
+        return rows
 
     def first_use(self, iss: str, jti: str, expires: float) -> bool:
         """Record a JWT id; False when it was already recorded (a replay), across every process."""

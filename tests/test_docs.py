@@ -22,6 +22,12 @@ def test_every_command_is_in_the_readme() -> None:
 
 
 def test_docs_the_readme_names_exist() -> None:
-    for path in ("docs/sandbox.md", "docs/clinical-logic.md", "docs/code-systems.md", "docs/sandbox-jwks.json",
-                 "benchmarks/RESULTS.md", ".ci/run"):
+    for path in (
+        "docs/sandbox.md",
+        "docs/clinical-logic.md",
+        "docs/code-systems.md",
+        "docs/sandbox-jwks.json",
+        "benchmarks/RESULTS.md",
+        ".ci/run",
+    ):
         assert (ROOT / path).is_file(), path
