@@ -67,17 +67,6 @@ class FeedbackStore(Protocol):
 
     def issued(self, since: datetime | None = None) -> list[IssuedCard]: ...
 
-    def _select(self, query: str, *, since_column: str, since: datetime | None, order: str) -> list[Any]:
-        """Rows of ``query``, from ``since`` on when given (timestamps are stored as UTC ISO text)."""
-        params: tuple[str, ...] = ()
-        if since is not None:
-            query += f" WHERE {since_column} >= ?"
-            params = (since.astimezone(UTC).isoformat(),)
-        with self._cursor() as cur:
-            cur.execute(self._sql(f"{query} ORDER BY {order}"), params)
-            rows: list[Any] = cur.fetchall()
-        return rows
-
     def first_use(self, iss: str, jti: str, expires: float) -> bool: ...
 
     def close(self) -> None: ...
