@@ -132,7 +132,7 @@ class CardBuilder:
             summary = f"{ordered} is '{category}' (ACR VCF variant {where}); consider {headline}"
         else:
             summary = f"{headline} rates higher than {ordered} (ACR VCF variant {where})"
-        detail = self._detail(decision, facts, options, lead=self._lead(decision, kind))
+        detail = self._detail(decision, facts, options, lead=self._lead(decision, facts, kind))
         key = (kind, decision.reference)
         self._emit(kind, indicator, summary, detail, decision, suggestions, "at-most-one", key=key)
 
@@ -314,19 +314,16 @@ class CardBuilder:
 
     # ------------------------------------------------------------------------------ pieces
 
-    def _lead(self, decision: OrderDecision, kind: CardKind) -> str:
+    def _lead(self, decision: OrderDecision, facts: PatientFacts, kind: CardKind) -> str:
         assert decision.rating is not None
         category = text.category_label(self._k, decision.rating)
         if kind == "lower-rated":
             return f"The ordered option is **{category}** for this patient; Usually appropriate options exist."
         return f"The ordered option is **{category}**, and a higher-rated option exists" + (
             " (MRI without and with IV contrast is preferred when malignancy is in play)."
-            if self._malignant(decision)
+            if facts.malignancy.value
             else "."
         )
-
-    def _malignant(self, decision: OrderDecision) -> bool:
-        return bool(decision.inference and set(decision.inference.variants) <= {2, 4})
 
     def _detail(
         self, decision: OrderDecision, facts: PatientFacts, options: list[Option] | tuple[Option, ...], *, lead: str

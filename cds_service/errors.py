@@ -14,6 +14,8 @@ Raise the most specific class; ``app.py`` turns any of them into a response in o
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 
@@ -90,3 +92,15 @@ class FhirFetchError(PreconditionFailed):
         super().__init__(f"FHIR query {query!r} failed: {reason}", expression=[query])
         self.query = query
         self.reason = reason
+
+
+async def send_error(
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+    error: CdsError,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer from ASGI middleware (which runs outside the app's handlers) exactly as the app would."""
+    body = json.dumps(error.to_operation_outcome()).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": head})
+    await send({"type": "http.response.body", "body": body})

@@ -12,7 +12,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from .engine.fhir import items
+from .engine.fhir import bundle_resources, items
 from .errors import FhirFetchError
 
 FHIR_JSON = "application/fhir+json"
@@ -56,7 +56,7 @@ class FhirFetcher:
                 if pages == 1 and isinstance(kind, str):
                     return [body]
                 raise FhirFetchError(query, "the answer is not a FHIR resource")
-            resources.extend(_bundle_resources(body))
+            resources.extend(bundle_resources(body))
             if len(resources) > self._max_resources:
                 raise FhirFetchError(query, f"more than {self._max_resources} resources")
             url = _next_link(body)
@@ -82,21 +82,6 @@ class FhirFetcher:
         if not isinstance(body, dict):
             raise FhirFetchError(query, "the answer is not a FHIR resource")
         return body
-
-
-def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for entry in items(bundle.get("entry")):
-        if not isinstance(entry, dict):
-            continue
-        resource = entry.get("resource")
-        if not isinstance(resource, dict):
-            continue
-        mode = (entry.get("search") or {}).get("mode") if isinstance(entry.get("search"), dict) else None
-        if resource.get("resourceType") == "OperationOutcome" and mode == "outcome":
-            continue
-        out.append(resource)
-    return out
 
 
 def _next_link(bundle: dict[str, Any]) -> str | None:

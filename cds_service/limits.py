@@ -5,14 +5,13 @@ Each limit answers with a 4xx OperationOutcome that names the setting to raise, 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BadRequest, PayloadTooLarge
+from .errors import BadRequest, PayloadTooLarge, send_error
 
 
 @dataclass(frozen=True)
@@ -135,11 +134,7 @@ class BodySizeLimit:
                 await self._reject(scope, send)
 
     async def _reject(self, scope: Scope, send: Send) -> None:
-        error = PayloadTooLarge(f"Request body exceeds the limit of {self.max_bytes} bytes")
-        body = json.dumps(error.to_operation_outcome()).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, PayloadTooLarge(f"Request body exceeds the limit of {self.max_bytes} bytes"))
 
 
 class _TooLarge(Exception):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .engine.fhir import items
+from .engine.fhir import bundle_resources, items
 from .errors import FhirFetchError, PreconditionFailed
 from .fhir_client import FhirFetcher
 from .metrics import FHIR_FETCHES
@@ -86,12 +86,7 @@ def resources_in(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, dict):
         return []
     if value.get("resourceType") == "Bundle":
-        out: list[dict[str, Any]] = []
-        for entry in items(value.get("entry")):
-            resource = entry.get("resource") if isinstance(entry, dict) else None
-            if isinstance(resource, dict) and resource.get("resourceType") != "OperationOutcome":
-                out.append(resource)
-        return out
+        return bundle_resources(value)
     if value.get("resourceType") == "OperationOutcome":
         return []
     return [value]

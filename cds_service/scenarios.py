@@ -15,8 +15,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from cards.pama import PAMA_RATING
+
 _RELATIVE = re.compile(r"\{\{today(?:([+-])(\d+)d)?\}\}")
-PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
 
 
 class ScenarioError(ValueError):

@@ -32,7 +32,7 @@ from jwt import PyJWK, PyJWKSet
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import Unauthorized
+from .errors import Unauthorized, send_error
 
 log = logging.getLogger("cds_service.security")
 
@@ -285,19 +285,7 @@ class ClientAuthMiddleware:
             await authenticator.verify(headers.get("authorization"), self._url_called(scope, headers))
         except Rejected as rejected:
             log.info("jwt rejected path=%s reason=%s", scope.get("path"), rejected.reason)
-            body = json.dumps(rejected.to_operation_outcome()).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"www-authenticate", b"Bearer"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, rejected, [(b"www-authenticate", b"Bearer")])
             return
         await self.app(scope, receive, send)
 

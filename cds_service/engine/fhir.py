@@ -26,6 +26,16 @@ def items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """The resources of a Bundle's entries; OperationOutcomes (errors and search outcomes) are not data."""
+    out: list[dict[str, Any]] = []
+    for entry in items(bundle.get("entry")):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") != "OperationOutcome":
+            out.append(resource)
+    return out
+
+
 @dataclass(frozen=True)
 class Code:
     """One Coding, reduced to what matching needs."""
