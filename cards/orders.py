@@ -6,7 +6,6 @@ and codes the procedure with every code the catalog knows (CPT first, as the san
 
 from __future__ import annotations
 
-import copy
 import uuid
 from typing import Any
 
@@ -26,7 +25,7 @@ def replacement(
     draft: dict[str, Any], item: CatalogItem, extensions: list[dict[str, Any]], *, keep_id: bool
 ) -> dict[str, Any]:
     """The draft re-coded as ``item`` with its own rating; same id when updating in place."""
-    resource = copy.deepcopy(draft)
+    resource = dict(draft)  # top-level keys change; nested elements are shared and never modified
     resource["code"] = coded(item)
     resource["status"] = "draft"
     resource.pop("bodySite", None)  # the old study's body site may not fit the new one
@@ -54,7 +53,7 @@ def new_order(
     }
     for name in _CARRIED:
         if name in template:
-            resource[name] = copy.deepcopy(template[name])
+            resource[name] = template[name]  # shared, never modified: the result is only serialised
     if priority:
         resource["priority"] = priority
     if extensions:
