@@ -346,3 +346,13 @@ def test_health(client: TestClient) -> None:
 def test_response_has_no_null_or_empty_optional_fields(client: TestClient) -> None:
     body = f.sandbox_order_select(prefetch=f.empty_prefetch())
     assert_no_empty(client.post(SELECT, json=body).json())
+
+
+def test_start_up_takes_the_garbage_collector_off_the_request_path(client: TestClient) -> None:
+    """Issue 7: keep the request path lean; what start-up loaded is frozen, young collections are rare."""
+    import gc
+
+    from cds_service.app import GC_THRESHOLDS
+
+    assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == GC_THRESHOLDS
