@@ -11,7 +11,7 @@ can name them as the missing fact instead of guessing.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -87,6 +87,7 @@ class _Item:
     codes: list[Code]
     value_sets: frozenset[str]
     texts: list[str]
+    scan: dict[str, Mention]  # the findings its texts mention
     active: bool
     when: date | None
     kind: str  # "condition", "procedure", "observation", "allergy", "reason"
@@ -133,35 +134,44 @@ class FactExtractor:
 
     def _item(
         self,
-        reference: str,
+        resource: dict[str, Any],
         concept: Any,
         kind: str,
         *,
         texts: list[str],
         active: bool,
-        when: date | None,
+        when: Callable[[], date | None],
         region_codes: list[Code] | None = None,
-        raw: dict[str, Any] | None = None,
-    ) -> _Item:
+        reference: str | None = None,
+    ) -> _Item | None:
         """The reduced form every reader shares: the concept's codes, value sets and text, plus ``texts``.
 
-        Spine regions are read only when ``region_codes`` is given (fractures and order reasons).
+        None when the resource is in no value set and its texts mention no finding: no rule reads it,
+        and most of a chart (labs, vitals, unrelated problems) is such clutter, so nothing more is read
+        from it (``when`` is only called for the rest). Spine regions are read only when
+        ``region_codes`` is given (fractures and order reasons).
         """
+        value_sets = self._term.concept_value_sets(concept)
+        texts = concept_text(concept) + texts
+        scan = self._text.scan_all(texts)
+        if not value_sets and not scan:
+            return None
         codes = codings(concept)
         regions: Region = frozenset()
         if region_codes is not None:
             regions = frozenset().union(*(self._term.region_of(c) for c in codes + region_codes))
         return _Item(
-            reference=reference,
+            reference=reference or reference_of(resource),
             concept=concept,
             codes=codes,
-            value_sets=self._value_sets(codes),
-            texts=concept_text(concept) + texts,
+            value_sets=value_sets,
+            texts=texts,
+            scan=scan,
             active=active,
-            when=when,
+            when=when(),
             kind=kind,
             regions=regions,
-            raw=raw or {},
+            raw=resource,
         )
 
     def _condition(self, r: dict[str, Any]) -> list[_Item]:
@@ -169,31 +179,39 @@ class FactExtractor:
             return []
         sites: list[Any] = r["bodySite"] if isinstance(r.get("bodySite"), list) else []
         site_texts = [t for site in sites for t in concept_text(site)]
-        onset = r.get("onsetPeriod", {}).get("start") if isinstance(r.get("onsetPeriod"), dict) else None
+
+        def when() -> date | None:
+            onset = r.get("onsetPeriod", {}).get("start") if isinstance(r.get("onsetPeriod"), dict) else None
+            return parse_date(r.get("onsetDateTime")) or parse_date(onset) or parse_date(r.get("recordedDate"))
+
         item = self._item(
-            reference_of(r),
+            r,
             r.get("code"),
             "condition",
             texts=notes(r) + site_texts,
             active=status_code(r.get("clinicalStatus")) not in INACTIVE_CLINICAL,
-            when=parse_date(r.get("onsetDateTime")) or parse_date(onset) or parse_date(r.get("recordedDate")),
+            when=when,
             region_codes=[c for site in sites for c in codings(site)],
-            raw=r,
         )
-        item.regions |= self._text.regions(site_texts)
+        if item is None:
+            return []
+        if site_texts:
+            item.regions |= self._text.regions(site_texts)
         return [item]
 
     def _procedure(self, r: dict[str, Any]) -> list[_Item]:
         status = r.get("status")
         if status in IGNORED_EVENT_STATUS:
             return []
-        period = r.get("performedPeriod")
-        start = period.get("start") if isinstance(period, dict) else None
-        when = parse_date(r.get("performedDateTime")) or parse_date(start)
+
+        def when() -> date | None:
+            period = r.get("performedPeriod")
+            start = period.get("start") if isinstance(period, dict) else None
+            return parse_date(r.get("performedDateTime")) or parse_date(start)
+
         active = status in (None, "completed", "in-progress")
-        return [
-            self._item(reference_of(r), r.get("code"), "procedure", texts=notes(r), active=active, when=when, raw=r)
-        ]
+        item = self._item(r, r.get("code"), "procedure", texts=notes(r), active=active, when=when)
+        return [item] if item else []
 
     def _observation(self, r: dict[str, Any]) -> list[_Item]:
         if r.get("status") in ("entered-in-error", "cancelled"):
@@ -201,8 +219,15 @@ class FactExtractor:
         texts = notes(r) + concept_text(r.get("valueCodeableConcept"))
         if isinstance(r.get("valueString"), str):
             texts.append(r["valueString"])
-        when = parse_date(r.get("effectiveDateTime")) or parse_date(r.get("issued"))
-        return [self._item(reference_of(r), r.get("code"), "observation", texts=texts, active=True, when=when, raw=r)]
+        item = self._item(
+            r,
+            r.get("code"),
+            "observation",
+            texts=texts,
+            active=True,
+            when=lambda: parse_date(r.get("effectiveDateTime")) or parse_date(r.get("issued")),
+        )
+        return [item] if item else []
 
     def _allergy(self, r: dict[str, Any]) -> list[_Item]:
         if status_code(r.get("verificationStatus")) in IGNORED_VERIFICATION:
@@ -215,26 +240,26 @@ class FactExtractor:
             if isinstance(reaction, dict)
             for t in concept_text(reaction.get("substance"))
         ]
-        when = parse_date(r.get("recordedDate"))
-        return [self._item(reference_of(r), r.get("code"), "allergy", texts=substances, active=True, when=when, raw=r)]
+        when = lambda: parse_date(r.get("recordedDate"))  # noqa: E731
+        item = self._item(r, r.get("code"), "allergy", texts=substances, active=True, when=when)
+        return [item] if item else []
 
     def _reasons_of(self, order: dict[str, Any], today: date) -> list[_Item]:
         # A reason on a draft order is the clinician's statement about the patient now.
         reference = f"{reference_of(order)}#reasonCode"
-        return [
-            self._item(reference, reason, "reason", texts=[], active=True, when=today, region_codes=[])
-            for reason in items(order.get("reasonCode"))
-        ]
-
-    def _value_sets(self, codes: list[Code]) -> frozenset[str]:
-        if len(codes) == 1:  # the usual case: no union to build
-            return self._term.value_sets_of(codes[0])
-        return frozenset().union(*(self._term.value_sets_of(c) for c in codes))
+        found = []
+        for reason in items(order.get("reasonCode")):
+            item = self._item(
+                order, reason, "reason", texts=[], active=True, when=lambda: today, region_codes=[], reference=reference
+            )
+            if item is not None:
+                found.append(item)
+        return found
 
     # ---------------------------------------------------------------------------------- rules
 
     def _facts(self, items: list[_Item], *, today: date, new_window: timedelta) -> PatientFacts:
-        idx = _Index(items, self._text)
+        idx = _Index(items)
         clinical = ("condition", "reason")
         vcf_sets = ("vcf-unspecified", "vcf-osteoporotic", "vcf-pathological", "vcf-pathological-neoplastic")
         vcf_items = [i for i in idx.coded(*vcf_sets, kinds=clinical) if "vcf-traumatic" not in i.value_sets]
@@ -321,13 +346,13 @@ class FactExtractor:
 class _Index:
     """Queries over the reduced record: by value set, and by text finding (each text read once)."""
 
-    def __init__(self, items: list[_Item], text: TextFinder) -> None:
+    def __init__(self, items: list[_Item]) -> None:
         self._by_set: dict[str, list[_Item]] = {}
         for item in items:
             for name in item.value_sets:
                 self._by_set.setdefault(name, []).append(item)
-        # Each item's texts are read once; only items that mention some finding are kept.
-        self._mentioning = [(item, scan) for item in items if (scan := text.scan_all(item.texts))]
+        # Texts were read once, with the item; only items that mention some finding are kept.
+        self._mentioning = [(item, item.scan) for item in items if item.scan]
 
     def coded(self, *names: str, active_only: bool = False, kinds: tuple[str, ...] | None = None) -> list[_Item]:
         found: dict[int, _Item] = {}  # by identity, in record order, each item once

@@ -7,9 +7,8 @@ JSON parsing); every accessor tolerates missing or malformed elements and never 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 _SYSTEM_NAMES = {
     "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
@@ -36,9 +35,8 @@ def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-@dataclass(frozen=True)
-class Code:
-    """One Coding, reduced to what matching needs."""
+class Code(NamedTuple):
+    """One Coding, reduced to what matching needs (a tuple: a chart holds hundreds, built per call)."""
 
     system: str
     code: str
