@@ -71,6 +71,11 @@ class Rater:
     def __init__(self, knowledge: Knowledge, terminology: Terminology) -> None:
         self._k = knowledge
         self._term = terminology
+        # Ratings and options are functions of the knowledge and a few small keys (procedure, candidate
+        # variants, region, contraindications present), all drawn from the knowledge, so the memos stay
+        # small; a rated order weighs every other procedure of its phase, a dozen ratings each time.
+        self._ratings: dict[tuple[str, frozenset[int | None]], Rating | None] = {}
+        self._options: dict[tuple[Any, ...], tuple[Option, ...]] = {}
 
     def decide(self, order: dict[str, Any], facts: PatientFacts) -> OrderDecision:
         """The decision for one draft order."""
@@ -90,26 +95,36 @@ class Rater:
         if rating is None:
             listed = any(self._k.variants[v].rating_of(procedure.id) for v in inference.variants)
             return replace(base, status=Status.AMBIGUOUS if listed else Status.NOT_LISTED)
-        contraindications = self.contraindications(procedure, facts)
+        present = self.patient_contraindications(facts)
+        contraindications = self._contraindications(procedure, present)
         return replace(
             base,
             status=Status.RATED,
             rating=rating,
             radiation=self._radiation(procedure, region),
-            alternatives=self._alternatives(procedure, rating, inference, region, facts, bool(contraindications)),
+            alternatives=self._alternatives(procedure, rating, inference, region, present, bool(contraindications)),
             contraindications=contraindications,
         )
 
-    def contraindications(self, procedure: Procedure, facts: PatientFacts) -> tuple[str, ...]:
-        """Why this patient should not have this procedure (names from the decision rules)."""
-        return tuple(
-            name
-            for name, rule in self._k.rules.contraindications.items()
-            if procedure.id in rule.procedures and facts.finding(rule.fact).value
+    def patient_contraindications(self, facts: PatientFacts) -> frozenset[str]:
+        """The contraindication rules whose fact the patient has (names from the decision rules)."""
+        return frozenset(
+            name for name, rule in self._k.rules.contraindications.items() if facts.finding(rule.fact).value
         )
+
+    def _contraindications(self, procedure: Procedure, present: frozenset[str]) -> tuple[str, ...]:
+        """Why this patient should not have this procedure, in the rules' order."""
+        rules = self._k.rules.contraindications
+        return tuple(name for name in rules if name in present and procedure.id in rules[name].procedures)
 
     def rating_for(self, procedure_id: str, inference: Inference) -> Rating | None:
         """The agreed rating across candidates; None if any candidate is "no variant" or they differ."""
+        key = (procedure_id, inference.candidates)
+        if key not in self._ratings:
+            self._ratings[key] = self._rating_for(procedure_id, inference)
+        return self._ratings[key]
+
+    def _rating_for(self, procedure_id: str, inference: Inference) -> Rating | None:
         if None in inference.candidates:
             return None
         rows = [self._k.variants[v].rating_of(procedure_id) for v in inference.variants]
@@ -131,15 +146,32 @@ class Rater:
         rating: Rating,
         inference: Inference,
         region: Region,
-        facts: PatientFacts,
+        present: frozenset[str],
         ordered_contraindicated: bool,
     ) -> tuple[Option, ...]:
         """Better options; when the order itself is contraindicated, the best options that are not."""
+        key = (ordered.id, rating, inference.candidates, region, present, ordered_contraindicated)
+        found = self._options.get(key)
+        if found is None:
+            found = self._options[key] = self._find_alternatives(
+                ordered, rating, inference, region, present, ordered_contraindicated
+            )
+        return found
+
+    def _find_alternatives(
+        self,
+        ordered: Procedure,
+        rating: Rating,
+        inference: Inference,
+        region: Region,
+        present: frozenset[str],
+        ordered_contraindicated: bool,
+    ) -> tuple[Option, ...]:
         options: list[Option] = []
         for procedure in self._k.acr.procedures:
             if procedure.phase != ordered.phase or procedure.id == ordered.id:
                 continue
-            if self.contraindications(procedure, facts):
+            if self._contraindications(procedure, present):
                 continue
             other = self.rating_for(procedure.id, inference)
             if other is None or not (ordered_contraindicated or _better(other, rating)):
