@@ -61,35 +61,30 @@ def render_template(query: str, context: Mapping[str, Any]) -> str | None:
 
 def key_state(prefetch: Mapping[str, Any] | None, key: str) -> KeyState:
     """How the client answered one prefetch key."""
+    return read_key(prefetch, key)[0]
+
+
+def read_key(prefetch: Mapping[str, Any] | None, key: str) -> tuple[KeyState, list[dict[str, Any]]]:
+    """How the client answered one prefetch key, and the resources the answer holds (one pass)."""
     if prefetch is None or key not in prefetch:
-        return KeyState.ABSENT
+        return KeyState.ABSENT, []
     value = prefetch[key]
     if value is None:
-        return KeyState.NULL
+        return KeyState.NULL, []
     if not isinstance(value, dict):
-        return KeyState.OPERATION_OUTCOME  # not a resource: treat as a failed prefetch
+        return KeyState.OPERATION_OUTCOME, []  # not a resource: treat as a failed prefetch
     kind = value.get("resourceType")
     if kind == "OperationOutcome":
-        return KeyState.OPERATION_OUTCOME
+        return KeyState.OPERATION_OUTCOME, []
     if kind == "Bundle":
-        entries = [e for e in items(value.get("entry")) if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
-        if not entries:
-            return KeyState.EMPTY_BUNDLE
-        if all(e["resource"].get("resourceType") == "OperationOutcome" for e in entries):
-            return KeyState.OPERATION_OUTCOME
-        return KeyState.BUNDLE
-    return KeyState.RESOURCE if isinstance(kind, str) else KeyState.OPERATION_OUTCOME
-
-
-def resources_in(value: Any) -> list[dict[str, Any]]:
-    """The resources a prefetch value holds (a Bundle's entries, or the single resource)."""
-    if not isinstance(value, dict):
-        return []
-    if value.get("resourceType") == "Bundle":
-        return bundle_resources(value)
-    if value.get("resourceType") == "OperationOutcome":
-        return []
-    return [value]
+        resources = bundle_resources(value)
+        if resources:
+            return KeyState.BUNDLE, resources
+        entries = items(value.get("entry"))
+        if any(isinstance(e, dict) and isinstance(e.get("resource"), dict) for e in entries):
+            return KeyState.OPERATION_OUTCOME, []  # every entry an OperationOutcome
+        return KeyState.EMPTY_BUNDLE, []
+    return (KeyState.RESOURCE, [value]) if isinstance(kind, str) else (KeyState.OPERATION_OUTCOME, [])
 
 
 @dataclass
@@ -100,13 +95,15 @@ class ResolvedPrefetch:
     origin: dict[str, str] = field(default_factory=dict)
 
     def all_resources(self) -> list[dict[str, Any]]:
+        """Every key's resources once (the same resource may answer two keys)."""
         seen: set[tuple[str, str]] = set()
         out: list[dict[str, Any]] = []
         for resources in self.resources.values():
             for resource in resources:
-                ident = (str(resource.get("resourceType")), str(resource.get("id", id(resource))))
-                if ident not in seen:
-                    seen.add(ident)
+                kind, ident = resource.get("resourceType"), resource.get("id")
+                key = (kind, ident) if isinstance(kind, str) and isinstance(ident, str) else ("", str(id(resource)))
+                if key not in seen:
+                    seen.add(key)
                     out.append(resource)
         return out
 
@@ -129,13 +126,12 @@ async def resolve_prefetch(
     to_fetch: list[tuple[PrefetchTemplate, str]] = []
     unobtainable: list[str] = []
     for template in templates:
-        state = key_state(request.prefetch, template.key)
+        state, given = read_key(request.prefetch, template.key)
         if state in (KeyState.NULL, KeyState.EMPTY_BUNDLE):
             resolved.resources[template.key] = []
             resolved.origin[template.key] = f"prefetch:{state.value}"
         elif state in (KeyState.BUNDLE, KeyState.RESOURCE):
-            assert request.prefetch is not None
-            resolved.resources[template.key] = resources_in(request.prefetch[template.key])
+            resolved.resources[template.key] = given
             resolved.origin[template.key] = f"prefetch:{state.value}"
         else:
             query = render_template(template.query, request.context)

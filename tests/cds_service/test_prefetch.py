@@ -16,9 +16,9 @@ from cds_service.prefetch import (
     KeyState,
     PrefetchTemplate,
     key_state,
+    read_key,
     render_template,
     resolve_prefetch,
-    resources_in,
 )
 from cds_service.protocol import HookRequest
 from tests import factories as f
@@ -63,13 +63,15 @@ def test_render_gives_none_when_a_token_has_no_primitive_value(context: dict[str
 )
 def test_key_state(prefetch: dict[str, Any] | None, state: KeyState) -> None:
     assert key_state(prefetch, "k") is state
+    resources = read_key(prefetch, "k")[1]
+    assert (resources != []) == (state in (KeyState.BUNDLE, KeyState.RESOURCE))
 
 
-def test_resources_in_drops_outcomes_from_bundles() -> None:
+def test_read_key_drops_outcomes_from_bundles() -> None:
     cond = {"resourceType": "Condition", "id": "c"}
-    assert resources_in(f.bundle([cond, OUTCOME])) == [cond]
-    assert resources_in(OUTCOME) == []
-    assert resources_in(None) == []
+    assert read_key({"k": f.bundle([cond, OUTCOME])}, "k") == (KeyState.BUNDLE, [cond])
+    assert read_key({"k": OUTCOME}, "k") == (KeyState.OPERATION_OUTCOME, [])
+    assert read_key({"k": None}, "k") == (KeyState.NULL, [])
 
 
 # ------------------------------------------------------------------------------------------- resolution
