@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .fhir import Code, codings, concept_text, first_text, items, notes, parse_date, reference_of, status_code
 from .terminology import Region, Terminology
@@ -78,6 +78,14 @@ class PatientFacts:
         return value
 
 
+class _Read(NamedTuple):
+    """What a resource's concept and texts say: the first thing read, and often the last."""
+
+    value_sets: frozenset[str]
+    texts: list[str]
+    scan: dict[str, Mention]
+
+
 @dataclass
 class _Item:
     """One piece of the record reduced to what fact rules read."""
@@ -107,6 +115,12 @@ class FactExtractor:
         self._term = terminology
         self._text = text
         self._egfr_below = egfr_below
+        self._readers: dict[str, Callable[[dict[str, Any]], list[_Item]]] = {
+            "Condition": self._condition,
+            "Procedure": self._procedure,
+            "Observation": self._observation,
+            "AllergyIntolerance": self._allergy,
+        }
 
     def extract(
         self, record: Iterable[dict[str, Any]], orders: Iterable[dict[str, Any]], *, today: date, new_window: timedelta
@@ -122,40 +136,32 @@ class FactExtractor:
 
     def _items_of(self, resource: dict[str, Any]) -> list[_Item]:
         kind = resource.get("resourceType")
-        if kind == "Condition":
-            return self._condition(resource)
-        if kind == "Procedure":
-            return self._procedure(resource)
-        if kind == "Observation":
-            return self._observation(resource)
-        if kind == "AllergyIntolerance":
-            return self._allergy(resource)
-        return []
+        reader = self._readers.get(kind) if isinstance(kind, str) else None
+        return reader(resource) if reader else []
+
+    def _read(self, concept: Any, texts: list[str]) -> _Read | None:
+        """The concept's value sets, and the findings its text and ``texts`` mention; None when there
+        are neither: no rule reads such a resource, and most of a chart (labs, vitals, unrelated
+        problems, routine notes) is such clutter, so nothing more is read from it."""
+        value_sets = self._term.concept_value_sets(concept)
+        texts = concept_text(concept) + texts
+        scan = self._text.scan_all(texts)
+        return _Read(value_sets, texts, scan) if value_sets or scan else None
 
     def _item(
         self,
         resource: dict[str, Any],
         concept: Any,
+        read: _Read,
         kind: str,
         *,
-        texts: list[str],
         active: bool,
-        when: Callable[[], date | None],
+        when: date | None,
         region_codes: list[Code] | None = None,
         reference: str | None = None,
-    ) -> _Item | None:
-        """The reduced form every reader shares: the concept's codes, value sets and text, plus ``texts``.
-
-        None when the resource is in no value set and its texts mention no finding: no rule reads it,
-        and most of a chart (labs, vitals, unrelated problems) is such clutter, so nothing more is read
-        from it (``when`` is only called for the rest). Spine regions are read only when
-        ``region_codes`` is given (fractures and order reasons).
-        """
-        value_sets = self._term.concept_value_sets(concept)
-        texts = concept_text(concept) + texts
-        scan = self._text.scan_all(texts)
-        if not value_sets and not scan:
-            return None
+    ) -> _Item:
+        """The reduced form every reader shares. Spine regions are read only when ``region_codes`` is
+        given (fractures and order reasons)."""
         codes = codings(concept)
         regions: Region = frozenset()
         if region_codes is not None:
@@ -164,11 +170,11 @@ class FactExtractor:
             reference=reference or reference_of(resource),
             concept=concept,
             codes=codes,
-            value_sets=value_sets,
-            texts=texts,
-            scan=scan,
+            value_sets=read.value_sets,
+            texts=read.texts,
+            scan=read.scan,
             active=active,
-            when=when(),
+            when=when,
             kind=kind,
             regions=regions,
             raw=resource,
@@ -178,23 +184,21 @@ class FactExtractor:
         if status_code(r.get("verificationStatus")) in IGNORED_VERIFICATION:
             return []
         sites: list[Any] = r["bodySite"] if isinstance(r.get("bodySite"), list) else []
-        site_texts = [t for site in sites for t in concept_text(site)]
-
-        def when() -> date | None:
-            onset = r.get("onsetPeriod", {}).get("start") if isinstance(r.get("onsetPeriod"), dict) else None
-            return parse_date(r.get("onsetDateTime")) or parse_date(onset) or parse_date(r.get("recordedDate"))
-
+        site_texts = [t for site in sites for t in concept_text(site)] if sites else []
+        concept = r.get("code")
+        read = self._read(concept, notes(r) + site_texts)
+        if read is None:
+            return []
+        onset = r.get("onsetPeriod", {}).get("start") if isinstance(r.get("onsetPeriod"), dict) else None
         item = self._item(
             r,
-            r.get("code"),
+            concept,
+            read,
             "condition",
-            texts=notes(r) + site_texts,
             active=status_code(r.get("clinicalStatus")) not in INACTIVE_CLINICAL,
-            when=when,
+            when=parse_date(r.get("onsetDateTime")) or parse_date(onset) or parse_date(r.get("recordedDate")),
             region_codes=[c for site in sites for c in codings(site)],
         )
-        if item is None:
-            return []
         if site_texts:
             item.regions |= self._text.regions(site_texts)
         return [item]
@@ -203,31 +207,30 @@ class FactExtractor:
         status = r.get("status")
         if status in IGNORED_EVENT_STATUS:
             return []
-
-        def when() -> date | None:
-            period = r.get("performedPeriod")
-            start = period.get("start") if isinstance(period, dict) else None
-            return parse_date(r.get("performedDateTime")) or parse_date(start)
-
+        concept = r.get("code")
+        read = self._read(concept, notes(r))
+        if read is None:
+            return []
+        period = r.get("performedPeriod")
+        start = period.get("start") if isinstance(period, dict) else None
+        when = parse_date(r.get("performedDateTime")) or parse_date(start)
         active = status in (None, "completed", "in-progress")
-        item = self._item(r, r.get("code"), "procedure", texts=notes(r), active=active, when=when)
-        return [item] if item else []
+        return [self._item(r, concept, read, "procedure", active=active, when=when)]
 
     def _observation(self, r: dict[str, Any]) -> list[_Item]:
         if r.get("status") in ("entered-in-error", "cancelled"):
             return []
-        texts = notes(r) + concept_text(r.get("valueCodeableConcept"))
+        texts = notes(r)
+        if "valueCodeableConcept" in r:
+            texts += concept_text(r["valueCodeableConcept"])
         if isinstance(r.get("valueString"), str):
             texts.append(r["valueString"])
-        item = self._item(
-            r,
-            r.get("code"),
-            "observation",
-            texts=texts,
-            active=True,
-            when=lambda: parse_date(r.get("effectiveDateTime")) or parse_date(r.get("issued")),
-        )
-        return [item] if item else []
+        concept = r.get("code")
+        read = self._read(concept, texts)
+        if read is None:
+            return []
+        when = parse_date(r.get("effectiveDateTime")) or parse_date(r.get("issued"))
+        return [self._item(r, concept, read, "observation", active=True, when=when)]
 
     def _allergy(self, r: dict[str, Any]) -> list[_Item]:
         if status_code(r.get("verificationStatus")) in IGNORED_VERIFICATION:
@@ -240,19 +243,22 @@ class FactExtractor:
             if isinstance(reaction, dict)
             for t in concept_text(reaction.get("substance"))
         ]
-        when = lambda: parse_date(r.get("recordedDate"))  # noqa: E731
-        item = self._item(r, r.get("code"), "allergy", texts=substances, active=True, when=when)
-        return [item] if item else []
+        concept = r.get("code")
+        read = self._read(concept, substances)
+        if read is None:
+            return []
+        return [self._item(r, concept, read, "allergy", active=True, when=parse_date(r.get("recordedDate")))]
 
     def _reasons_of(self, order: dict[str, Any], today: date) -> list[_Item]:
         # A reason on a draft order is the clinician's statement about the patient now.
         reference = f"{reference_of(order)}#reasonCode"
         found = []
         for reason in items(order.get("reasonCode")):
-            item = self._item(
-                order, reason, "reason", texts=[], active=True, when=lambda: today, region_codes=[], reference=reference
-            )
-            if item is not None:
+            read = self._read(reason, [])
+            if read is not None:
+                item = self._item(
+                    order, reason, read, "reason", active=True, when=today, region_codes=[], reference=reference
+                )
                 found.append(item)
         return found
 
