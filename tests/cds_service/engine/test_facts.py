@@ -176,3 +176,18 @@ def test_unknown_resource_types_and_garbage_are_ignored() -> None:
     ]
     facts = facts_of(junk)
     assert facts.vcf_current.value is False and facts.symptomatic.value is None
+
+
+@pytest.mark.parametrize("variant", range(1, 10))
+def test_clutter_changes_no_fact(variant: int) -> None:
+    """Resources in no value set whose texts mention no finding are dropped early; the facts, evidence
+    included, are exactly those of the record without them."""
+    clutter = [
+        condition("htn", "I10", ICD10CM, text="Essential hypertension"),
+        r.observation("hb", "Hemoglobin", code="718-7", value=12.9),
+        r.observation("visit", "Visit: stable mobility, no falls, uses a cane outdoors."),
+        r.procedure("colo", "73761001", SNOMED),
+        {"resourceType": "Patient", "id": "p"},
+    ]
+    core = r.record_for_variant(variant)
+    assert facts_of(clutter + core + clutter) == facts_of(core)
