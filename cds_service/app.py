@@ -34,6 +34,7 @@ from .cors import add_cors
 from .errors import BadRequest, CdsError, HookMismatch, UnknownService
 from .feedback_store import FeedbackStore, open_store
 from .fhir_client import FhirFetcher
+from .issued_writer import IssuedWriter
 from .limits import BodySizeLimit, check_counts, check_shape, parse_json
 from .metrics import exposition
 from .prefetch import resolve_prefetch
@@ -53,6 +54,7 @@ class Runtime:
 
     settings: Settings
     store: FeedbackStore
+    issued: IssuedWriter
     fetcher: FhirFetcher
     authenticator: ClientAuthenticator | None
 
@@ -74,9 +76,11 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
             follow_redirects=False,
         )
         own_store = store or open_store(settings.store_url())
+        issued = IssuedWriter(own_store)
         app.state.runtime = Runtime(
             settings=settings,
             store=own_store,
+            issued=issued,
             fetcher=FhirFetcher(
                 client,
                 max_pages=settings.fhir_max_pages,
@@ -97,6 +101,7 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
             yield
         finally:
             await client.aclose()
+            await run_in_threadpool(issued.close)  # everything issued is recorded before the store closes
             if store is None:
                 own_store.close()
 
@@ -184,11 +189,7 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
             now=rt.settings.now(),
         )
         advice = advise(call, rt.settings)
-        if rt.store.blocking_io:
-            await run_in_threadpool(rt.store.record_issued, advice.issued)
-        else:
-            # Inline: a WAL append without fsync takes microseconds, less than a thread hand-off.
-            rt.store.record_issued(advice.issued)
+        rt.issued.submit(advice.issued)
         for issued in advice.issued:
             metrics_module.CARDS.labels(issued.indicator, issued.card_kind).inc()
         for category in advice.ratings:
@@ -206,8 +207,14 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> JSONResponse:
         service = service_for(service_id)
-        body = _parse(FeedbackRequest, await _json_body(request, runtime(request).settings))
-        stored = await run_in_threadpool(runtime(request).store.record_feedback, service.id, body.feedback)
+        rt = runtime(request)
+        body = _parse(FeedbackRequest, await _json_body(request, rt.settings))
+
+        def record() -> int:
+            rt.issued.flush()  # the cards this process issued are in the store before their feedback
+            return rt.store.record_feedback(service.id, body.feedback)
+
+        stored = await run_in_threadpool(record)
         for item in body.feedback:
             metrics_module.FEEDBACK.labels(item.outcome).inc()
         log.info("feedback service=%s entries=%d", service.id, stored)

@@ -56,9 +56,6 @@ class StoredFeedback:
 class FeedbackStore(Protocol):
     """Where issued cards, feedback and seen JWT ids go; safe to call from several threads."""
 
-    # True when calls wait on a network (run them off the event loop); False for an embedded file.
-    blocking_io: bool
-
     def record_issued(self, cards: Sequence[IssuedCard]) -> None: ...
 
     def record_feedback(self, service_id: str, items: Sequence[Feedback]) -> int: ...
@@ -107,7 +104,6 @@ _TABLES = (
 class SqlFeedbackStore:
     """The store in SQL, for any DB-API connection; subclasses give the connection and the dialect."""
 
-    blocking_io = False
     placeholder = "?"
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
@@ -292,7 +288,6 @@ class SqliteFeedbackStore(SqlFeedbackStore):
 class PostgresFeedbackStore(SqlFeedbackStore):
     """PostgreSQL, for several instances or hosts sharing one store (psycopg 3, one connection)."""
 
-    blocking_io = True
     placeholder = "%s"
     serial = "BIGSERIAL PRIMARY KEY"
 

@@ -1,4 +1,5 @@
-"""Prometheus metrics: hook calls and latency per service, cards, ratings, FHIR fetches, feedback.
+"""Prometheus metrics: hook calls and latency per service, cards, ratings, FHIR fetches, feedback,
+and issued cards the store failed to record.
 
 With several workers, ``cds-service serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder
 before they start; ``/metrics`` then sums every worker's figures. No label carries patient data.
@@ -21,6 +22,7 @@ CARDS = Counter("cds_cards", "Cards issued, by indicator and card kind", ["indic
 RATINGS = Counter("cds_ratings", "Orders rated, by ACR appropriateness category", ["category"])
 FHIR_FETCHES = Counter("cds_fhir_fetches", "Queries run against the EHR's FHIR server, by outcome", ["outcome"])
 FEEDBACK = Counter("cds_feedback", "Feedback entries received, by outcome", ["outcome"])
+ISSUED_WRITE_FAILURES = Counter("cds_issued_write_failures", "Issued cards the store failed to record")
 
 
 def exposition() -> tuple[bytes, str]:

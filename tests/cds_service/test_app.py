@@ -99,6 +99,7 @@ def test_issued_cards_are_recorded_for_feedback(client: TestClient, store: Sqlit
     body = f.sandbox_order_select([bone_scan], prefetch=prefetch)
     response = client.post(SELECT, json=body)
     (card,) = response.json()["cards"]
+    client.app.state.runtime.issued.flush()  # written behind the response
     (issued,) = store.issued()
     assert issued.card_uuid == card["uuid"]
     assert issued.hook_instance == body["hookInstance"]
