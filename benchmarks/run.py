@@ -183,21 +183,29 @@ def load(
 
 @contextmanager
 def server(args: list[str], env: dict[str, str] | None = None, ready: str = "/health") -> Iterator[tuple[int, int]]:
-    """A uvicorn process on a free loopback port: (port, pid)."""
+    """A uvicorn process on a free loopback port: (port, pid). Its stderr goes to a temporary file,
+    quoted in the error if it stops before it is told to."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cds_service.serving", *args, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_ready(port, ready)
-        yield port, process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cds_service.serving", *args, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            wait_ready(port, ready)
+            yield port, process.pid
+        except OSError as exc:
+            if process.poll() is not None:
+                stderr.seek(0)
+                tail = stderr.read().decode(errors="replace")[-3000:]
+                raise RuntimeError(f"{args[0]} exited with {process.returncode}:\n{tail}") from exc
+            raise
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
 
 
 def wait_ready(port: int, path: str, timeout: float = 30) -> None:
