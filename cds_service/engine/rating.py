@@ -97,12 +97,18 @@ class Rater:
             return replace(base, status=Status.AMBIGUOUS if listed else Status.NOT_LISTED)
         present = self.patient_contraindications(facts)
         contraindications = self._contraindications(procedure, present)
+        contraindicated = bool(contraindications)
+        key = (procedure.id, rating, inference.candidates, region, present, contraindicated)
+        alternatives = self._options.get(key)
+        if alternatives is None:
+            alternatives = self._alternatives(procedure, rating, inference, region, present, contraindicated)
+            self._options[key] = alternatives
         return replace(
             base,
             status=Status.RATED,
             rating=rating,
             radiation=self._radiation(procedure, region),
-            alternatives=self._alternatives(procedure, rating, inference, region, present, bool(contraindications)),
+            alternatives=alternatives,
             contraindications=contraindications,
         )
 
@@ -150,23 +156,6 @@ class Rater:
         ordered_contraindicated: bool,
     ) -> tuple[Option, ...]:
         """Better options; when the order itself is contraindicated, the best options that are not."""
-        key = (ordered.id, rating, inference.candidates, region, present, ordered_contraindicated)
-        found = self._options.get(key)
-        if found is None:
-            found = self._options[key] = self._find_alternatives(
-                ordered, rating, inference, region, present, ordered_contraindicated
-            )
-        return found
-
-    def _find_alternatives(
-        self,
-        ordered: Procedure,
-        rating: Rating,
-        inference: Inference,
-        region: Region,
-        present: frozenset[str],
-        ordered_contraindicated: bool,
-    ) -> tuple[Option, ...]:
         options: list[Option] = []
         for procedure in self._k.acr.procedures:
             if procedure.phase != ordered.phase or procedure.id == ordered.id:
