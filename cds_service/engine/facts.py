@@ -81,6 +81,7 @@ class PatientFacts:
 class _Read(NamedTuple):
     """What a resource's concept and texts say: the first thing read, and often the last."""
 
+    codes: list[Code]
     value_sets: frozenset[str]
     texts: list[str]
     scan: dict[str, Mention]
@@ -143,10 +144,16 @@ class FactExtractor:
         """The concept's value sets, and the findings its text and ``texts`` mention; None when there
         are neither: no rule reads such a resource, and most of a chart (labs, vitals, unrelated
         problems, routine notes) is such clutter, so nothing more is read from it."""
-        value_sets = self._term.concept_value_sets(concept)
+        codes = codings(concept)
+        value_sets = self._value_sets(codes)
         texts = concept_text(concept) + texts
         scan = self._text.scan_all(texts)
-        return _Read(value_sets, texts, scan) if value_sets or scan else None
+        return _Read(codes, value_sets, texts, scan) if value_sets or scan else None
+
+    def _value_sets(self, codes: list[Code]) -> frozenset[str]:
+        if len(codes) == 1:  # the usual case: no union to build
+            return self._term.value_sets_of(codes[0])
+        return frozenset().union(*(self._term.value_sets_of(c) for c in codes))
 
     def _item(
         self,
@@ -162,14 +169,13 @@ class FactExtractor:
     ) -> _Item:
         """The reduced form every reader shares. Spine regions are read only when ``region_codes`` is
         given (fractures and order reasons)."""
-        codes = codings(concept)
         regions: Region = frozenset()
         if region_codes is not None:
-            regions = frozenset().union(*(self._term.region_of(c) for c in codes + region_codes))
+            regions = frozenset().union(*(self._term.region_of(c) for c in read.codes + region_codes))
         return _Item(
             reference=reference or reference_of(resource),
             concept=concept,
-            codes=codes,
+            codes=read.codes,
             value_sets=read.value_sets,
             texts=read.texts,
             scan=read.scan,

@@ -7,14 +7,12 @@ under both ``icd-10-cm`` and ``icd-10`` system URIs; the other systems by exact 
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
 
 from ..knowledge import Knowledge
 from ..knowledge.models import CatalogItem
 from .fhir import Code
 
 Region = frozenset[str]
-_NONE: frozenset[str] = frozenset()
 
 
 def _icd(code: str) -> str:
@@ -81,29 +79,6 @@ class Terminology:
             if len(self._memo) > 100_000:
                 self._memo.clear()
             self._memo[key] = found
-        return found
-
-    def concept_value_sets(self, concept: Any) -> frozenset[str]:
-        """Value sets of the usable Codings of a CodeableConcept (those ``codings`` reads), read
-        straight from the JSON: every resource of a chart passes here, most in no value set, so no
-        ``Code`` is built for them."""
-        if not isinstance(concept, dict):
-            return _NONE
-        coding = concept.get("coding")
-        if not isinstance(coding, list):
-            return _NONE
-        found = _NONE
-        for c in coding:
-            if not isinstance(c, dict):
-                continue
-            system, code = c.get("system"), c.get("code")
-            if isinstance(system, str) and isinstance(code, str) and system and code:
-                sets = self._memo.get((system, code))
-                if sets is None:
-                    sets = self.value_sets_of(Code(system.strip(), code.strip()))
-                    self._memo[(system, code)] = sets
-                if sets:
-                    found = found | sets if found else sets
         return found
 
     def _lookup(self, code: Code) -> frozenset[str]:
