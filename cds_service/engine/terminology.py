@@ -110,9 +110,9 @@ class Terminology:
         system = self.system_name(code.system)
         regions = self._knowledge.value_sets.regions
         if system == "icd10cm":
-            normalized = _icd(code.code)
-            if normalized.startswith("M485") and len(normalized) >= 5:
-                return frozenset(regions.icd10cm_m48_5.get(normalized[4], ()))
+            normalized, category = _icd(code.code), _icd(regions.icd10cm_category)
+            if normalized.startswith(category) and len(normalized) > len(category):
+                return frozenset(regions.icd10cm_by_character.get(normalized[len(category)], ()))
             return frozenset()
         if system == "snomed":
             return frozenset(regions.snomed.get(code.code, ()))

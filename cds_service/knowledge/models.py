@@ -170,7 +170,9 @@ class TextRules(_Data):
 
 
 class Regions(_Data):
-    icd10cm_m48_5: dict[str, list[RegionName]]
+    # ICD-10-CM codes the region by the character after this category (M48.5, collapsed vertebra).
+    icd10cm_category: str
+    icd10cm_by_character: dict[str, list[RegionName]]
     snomed: dict[str, list[RegionName]]
 
 
