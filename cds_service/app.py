@@ -259,6 +259,10 @@ def warm_up(settings: Settings) -> None:
     advise(HookCall("warm-up", "warm-up", context, [order], [fracture], settings.now()), settings).response.dump()
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+_gc_tuned = False
+
+
 def tune_gc() -> None:
     """Keep the cyclic garbage collector off the request path (once per process).
 
@@ -275,10 +279,6 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-
-
-GC_THRESHOLDS = (50_000, 20, 100)
-_gc_tuned = False
 
 
 _ERRORS = {
