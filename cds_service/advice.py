@@ -14,6 +14,7 @@ from typing import Any
 
 from cards.builder import CallContext, CardBuilder
 from cds_service.engine.evaluate import Engine, default_engine
+from cds_service.engine.fhir import Resource
 from cds_service.knowledge.models import CategoryCode
 
 from .feedback_store import IssuedCard
@@ -29,7 +30,7 @@ class HookCall:
     hook_instance: str
     context: OrderSignContext
     orders: list[dict[str, Any]]
-    record: list[dict[str, Any]]
+    record: list[Resource]
     now: datetime
 
 

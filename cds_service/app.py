@@ -11,7 +11,7 @@ import gc
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,11 +31,12 @@ from hooks import SERVICES
 from . import metrics as metrics_module
 from .advice import HookCall, advise
 from .cors import add_cors
+from .engine.fhir import read_document
 from .errors import BadRequest, CdsError, HookMismatch, UnknownService
 from .feedback_store import FeedbackStore, open_store
 from .fhir_client import FhirFetcher
 from .issued_writer import IssuedWriter
-from .limits import BodySizeLimit, check_counts, check_shape, parse_json
+from .limits import BodySizeLimit, check_counts, check_shape, parse_hook_body, parse_json
 from .metrics import exposition
 from .prefetch import resolve_prefetch
 from .protocol import FeedbackRequest, HookRequest
@@ -162,7 +163,7 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
     async def _call_service(service_id: str, request: Request, started: float) -> Response:
         service = service_for(service_id)
         rt = runtime(request)
-        raw = await _json_body(request, rt.settings)
+        raw = await _json_body(request, rt.settings, parse_hook_body)
         if isinstance(raw, dict):
             check_counts(raw, rt.settings.shape_limits())
         hook_request = _parse(HookRequest, raw)
@@ -179,6 +180,7 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
             fetch_without_token=rt.settings.tokenless_fetch,
             timeout=rt.settings.fhir_timeout_seconds,
             budget=rt.settings.fhir_budget_seconds,
+            max_resources=rt.settings.max_prefetch_resources,
         )
         call = HookCall(
             service_id=service.id,
@@ -256,7 +258,9 @@ def warm_up(settings: Settings) -> None:
         }
     )
     context = SERVICES[0].parse_context(request.context)
-    advise(HookCall("warm-up", "warm-up", context, [order], [fracture], settings.now()), settings).response.dump()
+    record = read_document(orjson.dumps(fracture))  # the prefetch decoder warms up too
+    assert record is not None
+    advise(HookCall("warm-up", "warm-up", context, [order], [record], settings.now()), settings).response.dump()
 
 
 GC_THRESHOLDS = (50_000, 20, 100)
@@ -342,12 +346,12 @@ def _authenticator(settings: Settings, client: httpx.AsyncClient, store: Feedbac
     )
 
 
-async def _json_body(request: Request, settings: Settings) -> Any:
+async def _json_body(request: Request, settings: Settings, parse: Callable[[bytes], Any] = parse_json) -> Any:
     raw = await request.body()
     if not raw:
         raise BadRequest("The request body is empty; a JSON object is required")
-    body = parse_json(raw)
-    check_shape(raw, body, settings.shape_limits())
+    body = parse(raw)
+    check_shape(raw, settings.shape_limits())
     return body
 
 

@@ -6,13 +6,12 @@ elsewhere is refused), and never into a log line, an exception message or a stor
 
 from __future__ import annotations
 
-import json
-from typing import Any
 from urllib.parse import urljoin
 
 import httpx
+import msgspec
 
-from .engine.fhir import bundle_resources, items
+from .engine.fhir import Document, Resource, read_document
 from .errors import FhirFetchError
 
 FHIR_JSON = "application/fhir+json"
@@ -29,7 +28,7 @@ class FhirFetcher:
         self._max_response_bytes = max_response_bytes
         self._max_resources = max_resources
 
-    async def fetch(self, base_url: str, query: str, *, token: str | None, timeout: float) -> list[dict[str, Any]]:
+    async def fetch(self, base_url: str, query: str, *, token: str | None, timeout: float) -> list[Resource]:
         """Resources answered for ``query`` (a relative FHIR URL), following ``next`` links.
 
         A read gives its one resource; a search gives every entry's resource except
@@ -40,7 +39,7 @@ class FhirFetcher:
         headers = {"Accept": FHIR_JSON}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        resources: list[dict[str, Any]] = []
+        resources: list[Resource] = []
         pages = 0
         while url is not None:
             if not url.startswith(base):
@@ -48,21 +47,21 @@ class FhirFetcher:
             pages += 1
             if pages > self._max_pages:
                 raise FhirFetchError(query, f"more than {self._max_pages} pages of results")
-            body = await self._get_json(url, query, headers, timeout)
-            kind = body.get("resourceType")
+            body = await self._get_document(url, query, headers, timeout)
+            kind = body.resourceType
             if kind == "OperationOutcome":
                 raise FhirFetchError(query, "the server answered with an OperationOutcome")
             if kind != "Bundle":
-                if pages == 1 and isinstance(kind, str):
+                if pages == 1 and kind is not None:
                     return [body]
                 raise FhirFetchError(query, "the answer is not a FHIR resource")
-            resources.extend(bundle_resources(body))
+            resources.extend(body.resources())
             if len(resources) > self._max_resources:
                 raise FhirFetchError(query, f"more than {self._max_resources} resources")
-            url = _next_link(body)
+            url = body.next_link()
         return resources
 
-    async def _get_json(self, url: str, query: str, headers: dict[str, str], timeout: float) -> dict[str, Any]:
+    async def _get_document(self, url: str, query: str, headers: dict[str, str], timeout: float) -> Document:
         try:
             response = await self._client.get(url, headers=headers, timeout=timeout)
         except httpx.TimeoutException:
@@ -76,16 +75,9 @@ class FhirFetcher:
         if len(response.content) > self._max_response_bytes:
             raise FhirFetchError(query, f"response larger than {self._max_response_bytes} bytes")
         try:
-            body = json.loads(response.content)
-        except ValueError:
+            body = read_document(response.content)
+        except msgspec.DecodeError:
             raise FhirFetchError(query, "the answer is not JSON") from None
-        if not isinstance(body, dict):
+        if body is None:
             raise FhirFetchError(query, "the answer is not a FHIR resource")
         return body
-
-
-def _next_link(bundle: dict[str, Any]) -> str | None:
-    for link in items(bundle.get("link")):
-        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            return str(link["url"])
-    return None

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .engine.fhir import bundle_resources, items
-from .errors import FhirFetchError, PreconditionFailed
+from .engine.fhir import Resource, read_document
+from .errors import FhirFetchError, PayloadTooLarge, PreconditionFailed
 from .fhir_client import FhirFetcher
 from .metrics import FHIR_FETCHES
 from .protocol import HookRequest
@@ -64,44 +64,59 @@ def key_state(prefetch: Mapping[str, Any] | None, key: str) -> KeyState:
     return read_key(prefetch, key)[0]
 
 
-def read_key(prefetch: Mapping[str, Any] | None, key: str) -> tuple[KeyState, list[dict[str, Any]]]:
-    """How the client answered one prefetch key, and the resources the answer holds (one pass)."""
+def read_key(
+    prefetch: Mapping[str, Any] | None, key: str, *, max_resources: int | None = None
+) -> tuple[KeyState, list[Resource]]:
+    """How the client answered one prefetch key, and the resources the answer holds (one pass).
+
+    A value is JSON still to decode (``msgspec.Raw``, as ``parse_hook_body`` leaves it) or already
+    parsed. More than ``max_resources`` Bundle entries raise ``PayloadTooLarge``.
+    """
     if prefetch is None or key not in prefetch:
         return KeyState.ABSENT, []
     value = prefetch[key]
     if value is None:
         return KeyState.NULL, []
-    if not isinstance(value, dict):
+    document = read_document(value)
+    if document is None:
         return KeyState.OPERATION_OUTCOME, []  # not a resource: treat as a failed prefetch
-    kind = value.get("resourceType")
+    kind = document.resourceType
     if kind == "OperationOutcome":
         return KeyState.OPERATION_OUTCOME, []
     if kind == "Bundle":
-        resources = bundle_resources(value)
+        if max_resources is not None and len(document.entry) > max_resources:
+            raise PayloadTooLarge(
+                f"prefetch key {key!r} holds {len(document.entry)} resources; at most {max_resources} are "
+                "accepted (CDS_MAX_PREFETCH_RESOURCES)",
+                expression=[f"prefetch.{key}"],
+            )
+        resources = document.resources()
         if resources:
             return KeyState.BUNDLE, resources
-        entries = items(value.get("entry"))
-        if any(isinstance(e, dict) and isinstance(e.get("resource"), dict) for e in entries):
+        if any(e.resource is not None for e in document.entry):
             return KeyState.OPERATION_OUTCOME, []  # every entry an OperationOutcome
         return KeyState.EMPTY_BUNDLE, []
-    return (KeyState.RESOURCE, [value]) if isinstance(kind, str) else (KeyState.OPERATION_OUTCOME, [])
+    return (KeyState.RESOURCE, [document]) if kind is not None else (KeyState.OPERATION_OUTCOME, [])
 
 
 @dataclass
 class ResolvedPrefetch:
     """Resources per key, and where each key's data came from (for logs and tests)."""
 
-    resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    resources: dict[str, list[Resource]] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)
 
-    def all_resources(self) -> list[dict[str, Any]]:
+    def all_resources(self) -> list[Resource]:
         """Every key's resources once (the same resource may answer two keys)."""
+        everything = [r for resources in self.resources.values() for r in resources]
+        if len({(r.resourceType, r.id) for r in everything}) == len(everything):
+            return everything  # the usual case: no two share a type and id, so there is nothing to drop
         seen: set[tuple[str, str]] = set()
-        out: list[dict[str, Any]] = []
+        out: list[Resource] = []
         for resources in self.resources.values():
             for resource in resources:
-                kind, ident = resource.get("resourceType"), resource.get("id")
-                key = (kind, ident) if isinstance(kind, str) and isinstance(ident, str) else ("", str(id(resource)))
+                kind, ident = resource.resourceType, resource.id
+                key = (kind, ident) if kind is not None and ident is not None else ("", str(id(resource)))
                 if key not in seen:
                     seen.add(key)
                     out.append(resource)
@@ -116,17 +131,19 @@ async def resolve_prefetch(
     fetch_without_token: bool,
     timeout: float,
     budget: float,
+    max_resources: int | None = None,
 ) -> ResolvedPrefetch:
     """Every template's resources, from prefetch where given, else fetched concurrently.
 
     Raises ``PreconditionFailed`` (412) when a required key can be had neither way; an optional key
-    that cannot be had is left empty.
+    that cannot be had is left empty; ``PayloadTooLarge`` (413) when a prefetch Bundle holds more than
+    ``max_resources`` entries.
     """
     resolved = ResolvedPrefetch()
     to_fetch: list[tuple[PrefetchTemplate, str]] = []
     unobtainable: list[str] = []
     for template in templates:
-        state, given = read_key(request.prefetch, template.key)
+        state, given = read_key(request.prefetch, template.key, max_resources=max_resources)
         if state in (KeyState.NULL, KeyState.EMPTY_BUNDLE):
             resolved.resources[template.key] = []
             resolved.origin[template.key] = f"prefetch:{state.value}"
@@ -177,7 +194,7 @@ async def _fetch_all(
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
     deadline = time.monotonic() + budget
 
-    async def one(template: PrefetchTemplate, query: str) -> list[dict[str, Any]]:
+    async def one(template: PrefetchTemplate, query: str) -> list[Resource]:
         remaining = max(0.001, deadline - time.monotonic())
         try:
             async with asyncio.timeout(remaining):

@@ -6,11 +6,28 @@ import copy
 import uuid
 from typing import Any
 
+import msgspec
+
+from cds_service.engine.fhir import Resource, read_as, read_document
+
 CPT = "http://www.ama-assn.org/go/cpt"
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 LOINC = "http://loinc.org"
+
+
+def resource(value: dict[str, Any]) -> Resource:
+    """One resource as a Bundle entry's resource is read."""
+    found = read_as(value, Resource)
+    assert found is not None
+    return found
+
+
+def read(record: list[dict[str, Any]]) -> list[Resource]:
+    """A record as the engine receives it: each resource sent as JSON and decoded as prefetch is."""
+    found = [read_document(msgspec.json.encode(resource)) for resource in record]
+    return [resource for resource in found if resource is not None]
 
 
 def service_request(

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal, NamedTuple
 
-from .fhir import Code, codings, concept_text, first_text, items, notes, parse_date, reference_of, status_code
+from .fhir import Code, CodeableConcept, Resource, concept_of, items, parse_date, reference_of
 from .terminology import Region, Terminology
 from .text import Mention, TextFinder
 
@@ -25,6 +25,7 @@ INACTIVE_CLINICAL = {"inactive", "remission", "resolved"}
 IGNORED_EVENT_STATUS = {"entered-in-error", "not-done", "cancelled", "preparation"}
 
 VcfKind = Literal["pathological", "osteoporotic", "unspecified"]
+_NO_SETS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class _Item:
     """One piece of the record reduced to what fact rules read."""
 
     reference: str
-    concept: Any  # the CodeableConcept its evidence summary is read from, only when it is evidence
+    concept: CodeableConcept | None  # the concept its evidence summary is read from
     codes: list[Code]
     value_sets: frozenset[str]
     texts: list[str]
@@ -102,11 +103,12 @@ class _Item:
     kind: str  # "condition", "procedure", "observation", "allergy", "reason"
     regions: Region = frozenset()
     position: int = 0
-    raw: dict[str, Any] = field(default_factory=dict)
+    quantity: float | None = None  # an Observation's valueQuantity.value
 
     def evidence(self) -> Evidence:
         fallback = self.reference.split("/")[0] if self.kind != "reason" else "order reason"
-        return Evidence(self.reference, first_text(self.concept) or fallback, self.when)
+        label = self.concept.label() if self.concept is not None else None
+        return Evidence(self.reference, label or fallback, self.when)
 
 
 class FactExtractor:
@@ -116,7 +118,7 @@ class FactExtractor:
         self._term = terminology
         self._text = text
         self._egfr_below = egfr_below
-        self._readers: dict[str, Callable[[dict[str, Any]], list[_Item]]] = {
+        self._readers: dict[str | None, Callable[[Resource], _Item | None]] = {
             "Condition": self._condition,
             "Procedure": self._procedure,
             "Observation": self._observation,
@@ -124,9 +126,16 @@ class FactExtractor:
         }
 
     def extract(
-        self, record: Iterable[dict[str, Any]], orders: Iterable[dict[str, Any]], *, today: date, new_window: timedelta
+        self, record: Iterable[Resource], orders: Iterable[dict[str, Any]], *, today: date, new_window: timedelta
     ) -> PatientFacts:
-        items = [item for resource in record for item in self._items_of(resource)]
+        """The facts ``record`` (read with ``read_document``) and the draft orders' reasons state."""
+        readers = self._readers
+        items = []
+        for resource in record:
+            reader = readers.get(resource.resourceType)
+            item = reader(resource) if reader is not None else None
+            if item is not None:
+                items.append(item)
         for order in orders:
             items.extend(self._reasons_of(order, today))
         for position, item in enumerate(items):
@@ -135,37 +144,41 @@ class FactExtractor:
 
     # ---------------------------------------------------------------------------------- reading
 
-    def _items_of(self, resource: dict[str, Any]) -> list[_Item]:
-        kind = resource.get("resourceType")
-        reader = self._readers.get(kind) if isinstance(kind, str) else None
-        return reader(resource) if reader else []
-
-    def _read(self, concept: Any, texts: list[str]) -> _Read | None:
+    def _read(self, concept: CodeableConcept | None, texts: list[str]) -> _Read | None:
         """The concept's value sets, and the findings its text and ``texts`` mention; None when there
         are neither: no rule reads such a resource, and most of a chart (labs, vitals, unrelated
-        problems, routine notes) is such clutter, so nothing more is read from it."""
-        codes = codings(concept)
-        value_sets = self._value_sets(codes)
-        texts = concept_text(concept) + texts
-        scan = self._text.scan_all(texts)
-        return _Read(codes, value_sets, texts, scan) if value_sets or scan else None
+        problems, routine notes) is such clutter, so nothing more is read from it.
 
-    def _value_sets(self, codes: list[Code]) -> frozenset[str]:
-        if len(codes) == 1:  # the usual case: no union to build
-            return self._term.value_sets_of(codes[0])
-        return frozenset().union(*(self._term.value_sets_of(c) for c in codes))
+        The hot loop of a first call for a patient (every resource passes here): Codings are looked up
+        as sent, and Codes built only for a resource that is kept.
+        """
+        value_sets = _NO_SETS
+        if concept is not None:
+            own = [concept.text] if concept.text is not None else []
+            sets_for = self._term.value_sets_for
+            for coding in concept.coding:
+                if coding.display is not None:
+                    own.append(coding.display)
+                if coding.system and coding.code:
+                    found = sets_for(coding.system, coding.code)
+                    if found:
+                        value_sets = value_sets | found if value_sets else found
+            texts = own + texts if texts else own
+        scan = self._text.scan_all(texts)
+        if not value_sets and not scan:
+            return None
+        return _Read(concept.codes() if concept is not None else [], value_sets, texts, scan)
 
     def _item(
         self,
-        resource: dict[str, Any],
-        concept: Any,
+        reference: str,
+        concept: CodeableConcept | None,
         read: _Read,
         kind: str,
         *,
         active: bool,
         when: date | None,
         region_codes: list[Code] | None = None,
-        reference: str | None = None,
     ) -> _Item:
         """The reduced form every reader shares. Spine regions are read only when ``region_codes`` is
         given (fractures and order reasons)."""
@@ -173,7 +186,7 @@ class FactExtractor:
         if region_codes is not None:
             regions = frozenset().union(*(self._term.region_of(c) for c in read.codes + region_codes))
         return _Item(
-            reference=reference or reference_of(resource),
+            reference=reference,
             concept=concept,
             codes=read.codes,
             value_sets=read.value_sets,
@@ -183,89 +196,77 @@ class FactExtractor:
             when=when,
             kind=kind,
             regions=regions,
-            raw=resource,
         )
 
-    def _condition(self, r: dict[str, Any]) -> list[_Item]:
-        if status_code(r.get("verificationStatus")) in IGNORED_VERIFICATION:
-            return []
-        sites: list[Any] = r["bodySite"] if isinstance(r.get("bodySite"), list) else []
-        site_texts = [t for site in sites for t in concept_text(site)] if sites else []
-        concept = r.get("code")
-        read = self._read(concept, notes(r) + site_texts)
+    def _condition(self, r: Resource) -> _Item | None:
+        if r.verificationStatus is not None and r.verificationStatus.first_code() in IGNORED_VERIFICATION:
+            return None
+        site_texts = [t for site in r.bodySite for t in site.texts()] if r.bodySite else []
+        read = self._read(r.code, r.notes() + site_texts if r.note else site_texts)
         if read is None:
-            return []
-        onset = r.get("onsetPeriod", {}).get("start") if isinstance(r.get("onsetPeriod"), dict) else None
+            return None
+        onset = r.onsetPeriod.start if r.onsetPeriod is not None else None
+        status = r.clinicalStatus.first_code() if r.clinicalStatus is not None else None
         item = self._item(
-            r,
-            concept,
+            r.reference,
+            r.code,
             read,
             "condition",
-            active=status_code(r.get("clinicalStatus")) not in INACTIVE_CLINICAL,
-            when=parse_date(r.get("onsetDateTime")) or parse_date(onset) or parse_date(r.get("recordedDate")),
-            region_codes=[c for site in sites for c in codings(site)],
+            active=status not in INACTIVE_CLINICAL,
+            when=parse_date(r.onsetDateTime) or parse_date(onset) or parse_date(r.recordedDate),
+            region_codes=[c for site in r.bodySite for c in site.codes()],
         )
         if site_texts:
             item.regions |= self._text.regions(site_texts)
-        return [item]
+        return item
 
-    def _procedure(self, r: dict[str, Any]) -> list[_Item]:
-        status = r.get("status")
-        if status in IGNORED_EVENT_STATUS:
-            return []
-        concept = r.get("code")
-        read = self._read(concept, notes(r))
+    def _procedure(self, r: Resource) -> _Item | None:
+        if r.status in IGNORED_EVENT_STATUS:
+            return None
+        read = self._read(r.code, r.notes() if r.note else [])
         if read is None:
-            return []
-        period = r.get("performedPeriod")
-        start = period.get("start") if isinstance(period, dict) else None
-        when = parse_date(r.get("performedDateTime")) or parse_date(start)
-        active = status in (None, "completed", "in-progress")
-        return [self._item(r, concept, read, "procedure", active=active, when=when)]
+            return None
+        start = r.performedPeriod.start if r.performedPeriod is not None else None
+        when = parse_date(r.performedDateTime) or parse_date(start)
+        active = r.status in (None, "completed", "in-progress")
+        return self._item(r.reference, r.code, read, "procedure", active=active, when=when)
 
-    def _observation(self, r: dict[str, Any]) -> list[_Item]:
-        if r.get("status") in ("entered-in-error", "cancelled"):
-            return []
-        texts = notes(r)
-        if "valueCodeableConcept" in r:
-            texts += concept_text(r["valueCodeableConcept"])
-        if isinstance(r.get("valueString"), str):
-            texts.append(r["valueString"])
-        concept = r.get("code")
-        read = self._read(concept, texts)
+    def _observation(self, r: Resource) -> _Item | None:
+        if r.status in ("entered-in-error", "cancelled"):
+            return None
+        texts = r.notes() if r.note else []
+        if r.valueCodeableConcept is not None:
+            texts += r.valueCodeableConcept.texts()
+        if r.valueString is not None:
+            texts.append(r.valueString)
+        read = self._read(r.code, texts)
         if read is None:
-            return []
-        when = parse_date(r.get("effectiveDateTime")) or parse_date(r.get("issued"))
-        return [self._item(r, concept, read, "observation", active=True, when=when)]
+            return None
+        when = parse_date(r.effectiveDateTime) or parse_date(r.issued)
+        item = self._item(r.reference, r.code, read, "observation", active=True, when=when)
+        item.quantity = r.valueQuantity.value if r.valueQuantity is not None else None
+        return item
 
-    def _allergy(self, r: dict[str, Any]) -> list[_Item]:
-        if status_code(r.get("verificationStatus")) in IGNORED_VERIFICATION:
-            return []
-        if status_code(r.get("clinicalStatus")) in ("inactive", "resolved"):
-            return []
-        substances = [
-            t
-            for reaction in items(r.get("reaction"))
-            if isinstance(reaction, dict)
-            for t in concept_text(reaction.get("substance"))
-        ]
-        concept = r.get("code")
-        read = self._read(concept, substances)
+    def _allergy(self, r: Resource) -> _Item | None:
+        if r.verificationStatus is not None and r.verificationStatus.first_code() in IGNORED_VERIFICATION:
+            return None
+        if r.clinicalStatus is not None and r.clinicalStatus.first_code() in ("inactive", "resolved"):
+            return None
+        substances = [t for reaction in r.reaction if reaction.substance for t in reaction.substance.texts()]
+        read = self._read(r.code, substances)
         if read is None:
-            return []
-        return [self._item(r, concept, read, "allergy", active=True, when=parse_date(r.get("recordedDate")))]
+            return None
+        return self._item(r.reference, r.code, read, "allergy", active=True, when=parse_date(r.recordedDate))
 
     def _reasons_of(self, order: dict[str, Any], today: date) -> list[_Item]:
         # A reason on a draft order is the clinician's statement about the patient now.
         reference = f"{reference_of(order)}#reasonCode"
         found = []
         for reason in items(order.get("reasonCode")):
-            read = self._read(reason, [])
+            concept = concept_of(reason)
+            read = self._read(concept, []) if concept is not None else None
             if read is not None:
-                item = self._item(
-                    order, reason, read, "reason", active=True, when=today, region_codes=[], reference=reference
-                )
-                found.append(item)
+                found.append(self._item(reference, concept, read, "reason", active=True, when=today, region_codes=[]))
         return found
 
     # ---------------------------------------------------------------------------------- rules
@@ -405,9 +406,8 @@ def _gadolinium_risk(idx: _Index, items: list[_Item], egfr_below: float) -> Find
     egfr = [i for i in items if i.kind == "observation" and "egfr" in i.value_sets]
     latest = max(egfr, key=lambda i: i.when or date.min, default=None)
     if latest is not None:
-        quantity = latest.raw.get("valueQuantity")
-        value = quantity.get("value") if isinstance(quantity, dict) else None
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < egfr_below:
+        value = latest.quantity
+        if value is not None and value < egfr_below:
             evidence.append(Evidence(latest.reference, f"eGFR {value:g} (below {egfr_below:g})", latest.when))
     dialysis_text, _ = idx.mentions("dialysis", kinds=("condition", "procedure"), active_only=True)
     allergy_text, _ = idx.mentions("gadolinium-allergy", kinds=("allergy",))

@@ -72,10 +72,15 @@ class Terminology:
 
     def value_sets_of(self, code: Code) -> frozenset[str]:
         """Names of the value sets ``code`` belongs to (empty when none, or the system is unknown)."""
-        key = (code.system, code.code)
+        return self.value_sets_for(code.system, code.code)
+
+    def value_sets_for(self, system: str, code: str) -> frozenset[str]:
+        """``value_sets_of`` for a Coding's system and code as sent (they are trimmed here, once per
+        distinct pair: reading a record asks this for every Coding it holds)."""
+        key = (system, code)
         found = self._memo.get(key)
         if found is None:
-            found = self._lookup(code)
+            found = self._lookup(Code(system.strip(), code.strip()))
             if len(self._memo) > 100_000:
                 self._memo.clear()
             self._memo[key] = found

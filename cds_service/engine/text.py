@@ -62,10 +62,15 @@ class TextFinder:
     def scan_all(self, texts: Iterable[str]) -> dict[str, Mention]:
         """Every finding the texts mention: PRESENT where any text affirms it, else NEGATED."""
         merged: dict[str, Mention] = {}
+        memo = self._memo
         for text in texts:
-            for name, mention in self.scan(text).items():
-                if merged.get(name) is not Mention.PRESENT:
-                    merged[name] = mention
+            found = memo.get(text)
+            if found is None:
+                found = self.scan(text)
+            if found:  # most texts mention nothing
+                for name, mention in found.items():
+                    if merged.get(name) is not Mention.PRESENT:
+                        merged[name] = mention
         return merged
 
     def scan(self, text: str) -> dict[str, Mention]:

@@ -13,7 +13,7 @@ from cds_service.advice import HookCall, advise
 from cds_service.protocol import OrderSelectContext, OrderSignContext
 from cds_service.settings import Settings
 from tests import records as r
-from tests.factories import CPT, SNOMED, bundle, condition, service_request
+from tests.factories import CPT, SNOMED, bundle, condition, read, service_request
 from tests.spec_rules import assert_no_empty
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -38,7 +38,7 @@ def call(
         context = OrderSignContext.model_validate(ctx)
         chosen = orders
     advice = advise(
-        HookCall("svc", str(uuid.uuid4()), context, chosen, record, NOW),
+        HookCall("svc", str(uuid.uuid4()), context, chosen, read(record), NOW),
         settings,
     )
     body = advice.response.dump()

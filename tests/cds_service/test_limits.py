@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds_service.errors import BadRequest
-from cds_service.limits import ShapeLimits, check_shape
+from cds_service.limits import ShapeLimits, check_shape, parse_hook_body
 
 # Strings rich in what the byte check must see through: quotes, backslashes, brackets, non-ASCII.
 TRICKY = st.text(alphabet=st.sampled_from(list('ab"\\{}[]\n/é😀 ')), max_size=12)
@@ -55,7 +56,7 @@ def limits_of(depth: int, string: int) -> ShapeLimits:
 
 def refused(raw: bytes, limits: ShapeLimits) -> str | None:
     try:
-        check_shape(raw, orjson.loads(raw), limits)
+        check_shape(raw, limits)
     except BadRequest as exc:
         return str(exc)
     return None
@@ -92,3 +93,42 @@ def test_escapes_count_as_the_characters_they_stand_for() -> None:
     # 5 characters written as 30 bytes of \\uXXXX escapes: within a limit of 5.
     raw = json.dumps({"k": "ééééé"}).encode()
     assert len(raw) > 30 and refused(raw, limits_of(4, 5)) is None
+
+
+# ------------------------------------------------------------------------------- hook body parsing
+
+
+def plain(body: Any) -> Any:
+    """A ``parse_hook_body`` result with its undecoded prefetch values decoded, for comparison."""
+    if isinstance(body, dict) and isinstance(body.get("prefetch"), dict):
+        prefetch = {k: v if v is None else msgspec.json.decode(v) for k, v in body["prefetch"].items()}
+        return {**body, "prefetch": prefetch}
+    return body
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    body=st.dictionaries(st.sampled_from(["hook", "context", "prefetch", "x"]), JSON, max_size=4)
+    | st.fixed_dictionaries({"prefetch": st.dictionaries(TRICKY, JSON, max_size=4)})
+    | JSON,
+    encoding=st.sampled_from(ENCODINGS),
+)
+def test_hook_bodies_parse_to_the_same_json_with_prefetch_left_to_decode(body: Any, encoding: Any) -> None:
+    raw = encoding(body)
+    parsed = parse_hook_body(raw)
+    assert plain(parsed) == orjson.loads(raw)
+    prefetch = parsed.get("prefetch") if isinstance(parsed, dict) else None
+    if isinstance(prefetch, dict):
+        assert all(v is None or isinstance(v, msgspec.Raw) for v in prefetch.values())
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+    ],
+)
+def test_hook_bodies_that_are_not_json_are_refused_as_any_body(raw: bytes, message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        parse_hook_body(raw)

@@ -69,7 +69,7 @@ def test_key_state(prefetch: dict[str, Any] | None, state: KeyState) -> None:
 
 def test_read_key_drops_outcomes_from_bundles() -> None:
     cond = {"resourceType": "Condition", "id": "c"}
-    assert read_key({"k": f.bundle([cond, OUTCOME])}, "k") == (KeyState.BUNDLE, [cond])
+    assert read_key({"k": f.bundle([cond, OUTCOME])}, "k") == (KeyState.BUNDLE, [f.resource(cond)])
     assert read_key({"k": OUTCOME}, "k") == (KeyState.OPERATION_OUTCOME, [])
     assert read_key({"k": None}, "k") == (KeyState.NULL, [])
 
@@ -114,7 +114,7 @@ async def test_prefetched_keys_are_used_without_fetching(fetcher: FhirFetcher) -
         data = await resolve(
             request({"patient": {"resourceType": "Patient", "id": "p1"}, "conditions": f.bundle([cond])}), fetcher
         )
-    assert data.resources["conditions"] == [cond]
+    assert data.resources["conditions"] == [f.resource(cond)]
     assert data.origin == {
         "patient": "prefetch:resource",
         "conditions": "prefetch:bundle",
@@ -139,7 +139,7 @@ async def test_absent_keys_are_fetched_with_the_bearer_token(fetcher: FhirFetche
             return_value=httpx.Response(200, json=f.bundle([cond]))
         )
         data = await resolve(request(None), fetcher)
-    assert data.resources["conditions"] == [cond]
+    assert data.resources["conditions"] == [f.resource(cond)]
     assert data.origin["conditions"] == "fetched"
     for route in (p, c):
         assert route.calls.last.request.headers["Authorization"] == "Bearer TKN"
@@ -150,7 +150,7 @@ async def test_operation_outcome_key_is_refetched(fetcher: FhirFetcher) -> None:
     with respx.mock() as mock:
         mock.get(f"{BASE}/Condition").mock(return_value=httpx.Response(200, json=f.bundle([cond])))
         data = await resolve(request({"patient": None, "conditions": OUTCOME}), fetcher)
-    assert data.resources["conditions"] == [cond]
+    assert data.resources["conditions"] == [f.resource(cond)]
 
 
 async def test_missing_required_key_without_server_is_412(fetcher: FhirFetcher) -> None:
@@ -240,7 +240,7 @@ async def test_pagination_follows_next_links(fetcher: FhirFetcher) -> None:
         mock.get(f"{BASE}/Condition", params={"page": "2"}).mock(return_value=httpx.Response(200, json=page2))
         mock.get(f"{BASE}/Condition").mock(return_value=httpx.Response(200, json=page1))
         data = await resolve(request({"patient": None}), fetcher)
-    assert [r["id"] for r in data.resources["conditions"]] == ["c1", "c2"]
+    assert [r.id for r in data.resources["conditions"]] == ["c1", "c2"]
 
 
 async def test_pagination_is_bounded(fetcher: FhirFetcher) -> None:

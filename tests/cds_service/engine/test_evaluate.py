@@ -8,14 +8,14 @@ from typing import Any
 from cds_service.engine.evaluate import Engine, FactsCache
 from cds_service.knowledge import load_knowledge
 from tests import records as r
-from tests.factories import SNOMED, condition, service_request
+from tests.factories import SNOMED, condition, read, service_request
 
 WEEKS = timedelta(weeks=12)
 
 
 def evaluate(engine: Engine, record: list[dict[str, Any]], order: dict[str, Any], **kw: Any) -> Any:
     return engine.evaluate(
-        record,
+        read(record),
         orders_to_rate=[order],
         draft_orders=[order],
         today=kw.get("today", r.TODAY),
@@ -64,8 +64,11 @@ def test_cache_expires_and_is_bounded(monkeypatch: Any) -> None:
     assert cache.get(b"a") is None
 
 
-def test_records_orjson_cannot_serialise_are_simply_not_cached() -> None:
+def test_the_cache_key_digests_the_record_as_read_so_unread_elements_do_not_split_it() -> None:
     engine = Engine(load_knowledge())
-    huge = condition("c", "M48.56XA", extra_number=2**70)
-    assert FactsCache.key([huge], [], r.TODAY, WEEKS) is None
-    assert evaluate(engine, [huge, r.back_pain("icd")], service_request()).facts.vcf_current.value is True
+    plain = condition("c", "M48.56XA")
+    padded = condition("c", "M48.56XA", extra_number=2**70, meta={"versionId": "7"})
+    key = FactsCache.key(read([plain]), [], r.TODAY, WEEKS)
+    assert key is not None and key == FactsCache.key(read([padded]), [], r.TODAY, WEEKS)
+    assert key != FactsCache.key(read([condition("c", "M48.56XA", note=[{"text": "L1"}])]), [], r.TODAY, WEEKS)
+    assert evaluate(engine, [padded, r.back_pain("icd")], service_request()).facts.vcf_current.value is True

@@ -10,13 +10,13 @@ import pytest
 from cds_service.engine.evaluate import default_engine
 from cds_service.engine.facts import PatientFacts
 from tests import records as r
-from tests.factories import ICD10CM, SNOMED, condition, service_request
+from tests.factories import ICD10CM, SNOMED, condition, read, service_request
 
 ENGINE = default_engine()
 
 
 def facts_of(record: list[dict[str, Any]], orders: list[dict[str, Any]] | None = None, weeks: int = 12) -> PatientFacts:
-    return ENGINE.extractor.extract(record, orders or [], today=r.TODAY, new_window=timedelta(weeks=weeks))
+    return ENGINE.extractor.extract(read(record), orders or [], today=r.TODAY, new_window=timedelta(weeks=weeks))
 
 
 def refs(facts: PatientFacts, name: str) -> list[str]:

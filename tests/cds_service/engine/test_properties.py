@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from cds_service.engine.evaluate import default_engine
 from cds_service.engine.rating import Status
 from tests import records as r
-from tests.factories import CPT, ICD10, ICD10CM, LOINC, SNOMED
+from tests.factories import CPT, ICD10, ICD10CM, LOINC, SNOMED, read
 
 ENGINE = default_engine()
 K = ENGINE.knowledge
@@ -102,7 +102,7 @@ ORDERS = [
 
 def evaluate(record: list[dict[str, Any]]) -> Any:
     return ENGINE.evaluate(
-        record, orders_to_rate=ORDERS, draft_orders=ORDERS, today=r.TODAY, new_window=timedelta(weeks=12)
+        read(record), orders_to_rate=ORDERS, draft_orders=ORDERS, today=r.TODAY, new_window=timedelta(weeks=12)
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 from cds_service.engine.evaluate import default_engine
 from cds_service.engine.rating import OrderDecision, Status
 from tests import records as r
-from tests.factories import CPT, LOINC, SNOMED, condition, service_request
+from tests.factories import CPT, LOINC, SNOMED, condition, read, service_request
 
 ENGINE = default_engine()
 K = ENGINE.knowledge
@@ -28,7 +28,7 @@ NAME_TO_ID = {p.name: p.id for p in K.acr.procedures}
 def decide(record: list[dict[str, Any]], codings: list[dict[str, str]], **order_kw: Any) -> OrderDecision:
     order = service_request(codings=codings, **order_kw)
     evaluation = ENGINE.evaluate(
-        record, orders_to_rate=[order], draft_orders=[order], today=r.TODAY, new_window=timedelta(weeks=12)
+        read(record), orders_to_rate=[order], draft_orders=[order], today=r.TODAY, new_window=timedelta(weeks=12)
     )
     return evaluation.decisions[0]
 

@@ -11,13 +11,13 @@ from cds_service.engine.evaluate import default_engine
 from cds_service.engine.facts import PatientFacts
 from cds_service.engine.variants import imaging_variant, infer_variant, treatment_variant
 from tests import records as r
-from tests.factories import ICD10, ICD10CM, SNOMED, condition
+from tests.factories import ICD10, ICD10CM, SNOMED, condition, read
 
 ENGINE = default_engine()
 
 
 def facts_of(record: list[dict[str, Any]], orders: list[dict[str, Any]] | None = None) -> PatientFacts:
-    return ENGINE.extractor.extract(record, orders or [], today=r.TODAY, new_window=timedelta(weeks=12))
+    return ENGINE.extractor.extract(read(record), orders or [], today=r.TODAY, new_window=timedelta(weeks=12))
 
 
 @pytest.mark.parametrize("mode", ["icd", "snomed", "mixed"])
