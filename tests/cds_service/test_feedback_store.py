@@ -58,6 +58,13 @@ def test_issued_cards_round_trip_and_are_not_duplicated(store: SqlFeedbackStore)
     assert issued[1].variant is None and issued[1].suggestion_uuids == ("b-s1", "b-s2")
 
 
+def test_a_batch_larger_than_one_insert_statement_is_recorded_whole(store: SqlFeedbackStore) -> None:
+    # The writer thread hands over hundreds of cards at once; they go in as multi-row INSERTs.
+    batch = [card(f"c{i:04d}") for i in range(250)] + [card("c0001")]  # a duplicate across statements
+    store.record_issued(batch)
+    assert sorted(c.card_uuid for c in store.issued()) == [f"c{i:04d}" for i in range(250)]
+
+
 def test_feedback_is_tied_to_its_card_and_unknown_cards_are_kept_but_flagged(store: SqlFeedbackStore) -> None:
     store.record_issued([card("a")])
     assert store.record_feedback("svc", [feedback("a", "accepted"), feedback("ghost")]) == 2
