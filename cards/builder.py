@@ -6,12 +6,12 @@ follow product-spec §3.4, and the same advice is never given twice in one respo
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from cards.ids import new_uuid
 from cds_service.engine.evaluate import Engine, Evaluation
 from cds_service.engine.facts import PatientFacts
 from cds_service.engine.fhir import codings, reference_of
@@ -378,13 +378,13 @@ class CardBuilder:
                     resource=replacement(decision.order, option.item, extensions, keep_id=False),
                 )
             )
-        return Suggestion(label=label, uuid=str(uuid.uuid4()), actions=actions)
+        return Suggestion(label=label, uuid=new_uuid(), actions=actions)
 
     def _remove_suggestion(self, decision: OrderDecision, kept: CatalogItem) -> Suggestion:
         assert decision.item is not None
         label = f"Remove {decision.item.display}: {kept.display} is already ordered"
         action = Action(type="delete", description=label, resourceId=decision.reference)
-        return Suggestion(label=label, uuid=str(uuid.uuid4()), actions=[action])
+        return Suggestion(label=label, uuid=new_uuid(), actions=[action])
 
     def _create_suggestion(
         self,
@@ -399,7 +399,7 @@ class CardBuilder:
         )
         return Suggestion(
             label=label,
-            uuid=str(uuid.uuid4()),
+            uuid=new_uuid(),
             isRecommended=True,
             actions=[Action(type="create", description=label, resource=resource)],
         )
@@ -440,7 +440,7 @@ class CardBuilder:
                 if r.code == code
             ]
         card = Card(
-            uuid=str(uuid.uuid4()),
+            uuid=new_uuid(),
             summary=text.fit(summary),
             detail=detail,
             indicator=indicator,

@@ -6,9 +6,9 @@ and codes the procedure with every code the catalog knows (CPT first, as the san
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
+from cards.ids import new_uuid
 from cds_service.knowledge.models import CatalogItem
 
 from .pama import with_rating
@@ -30,7 +30,7 @@ def replacement(
     resource["status"] = "draft"
     resource.pop("bodySite", None)  # the old study's body site may not fit the new one
     if not keep_id:
-        resource["id"] = str(uuid.uuid4())
+        resource["id"] = new_uuid()
     return with_rating(resource, extensions)
 
 
@@ -45,7 +45,7 @@ def new_order(
     """A new draft order for ``item``, carrying over the template order's context."""
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
-        "id": str(uuid.uuid4()),
+        "id": new_uuid(),
         "status": "draft",
         "intent": template.get("intent") if isinstance(template.get("intent"), str) else "order",
         "code": coded(item),

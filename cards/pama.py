@@ -6,10 +6,10 @@ only the first), then translations with the ACR category and, where known, the m
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from cards.ids import new_uuid
 from cds_service.engine.fhir import items
 from cds_service.engine.rating import Rating
 from cds_service.knowledge import Knowledge
@@ -56,7 +56,7 @@ def rating_extensions(rating: Rating, variants: tuple[int, ...], ctx: PamaContex
     return [
         {"url": PAMA_RATING, "valueCodeableConcept": {"coding": coding, "text": label}},
         {"url": EXT + "pama-rating-qcdsm-consulted", "valueString": ctx.qcdsm_id},
-        {"url": EXT + "pama-rating-consult-id", "valueUri": f"urn:uuid:{uuid.uuid4()}"},
+        {"url": EXT + "pama-rating-consult-id", "valueUri": f"urn:uuid:{new_uuid()}"},
         {"url": EXT + "pama-rating-auc-applied", "valueUri": ctx.knowledge.acr.topic.url},
     ]
 
