@@ -38,6 +38,13 @@ SELECT = "/cds-services/vcf-imaging-order-select"
 # ------------------------------------------------------------------------------------------------ engine
 
 
+def _read(resource: dict[str, Any]) -> Resource:
+    """A resource as the engine receives it from prefetch."""
+    found = read_as(resource, Resource)
+    assert found is not None
+    return found
+
+
 def bench_engine(quick: bool) -> list[str]:
     from cds_service.advice import HookCall, advise
     from cds_service.engine.evaluate import default_engine
@@ -396,9 +403,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _read(resource: dict[str, Any]) -> Resource:
-    found = read_as(resource, Resource)
-    assert found is not None
-    return found
