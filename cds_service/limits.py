@@ -51,14 +51,13 @@ def parse_hook_body(raw: bytes) -> Any:
             if key == "prefetch" and memoryview(value)[:1].tobytes() == b"{":
                 body[key] = {k: None if _is_null(v) else v for k, v in _FIELDS.decode(value).items()}
             else:
-                body[key] = _ANY_JSON.decode(value)
+                body[key] = msgspec.json.decode(value)
         return body
     except (msgspec.DecodeError, RecursionError):  # DecodeError includes ValidationError
         return parse_json(raw)
 
 
 _FIELDS = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_ANY_JSON = msgspec.json.Decoder()
 
 
 def _is_null(value: msgspec.Raw) -> bool:

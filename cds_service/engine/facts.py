@@ -154,16 +154,13 @@ class FactExtractor:
         """
         value_sets = _NO_SETS
         if concept is not None:
-            own = [concept.text] if concept.text is not None else []
             sets_for = self._term.value_sets_for
             for coding in concept.coding:
-                if coding.display is not None:
-                    own.append(coding.display)
                 if coding.system and coding.code:
                     found = sets_for(coding.system, coding.code)
                     if found:
                         value_sets = value_sets | found if value_sets else found
-            texts = own + texts if texts else own
+            texts = concept.texts() + texts
         scan = self._text.scan_all(texts)
         if not value_sets and not scan:
             return None
@@ -199,20 +196,19 @@ class FactExtractor:
         )
 
     def _condition(self, r: Resource) -> _Item | None:
-        if r.verificationStatus is not None and r.verificationStatus.first_code() in IGNORED_VERIFICATION:
+        if r.verification_status in IGNORED_VERIFICATION:
             return None
-        site_texts = [t for site in r.bodySite for t in site.texts()] if r.bodySite else []
-        read = self._read(r.code, r.notes() + site_texts if r.note else site_texts)
+        site_texts = [t for site in r.bodySite for t in site.texts()]
+        read = self._read(r.code, r.notes() + site_texts)
         if read is None:
             return None
         onset = r.onsetPeriod.start if r.onsetPeriod is not None else None
-        status = r.clinicalStatus.first_code() if r.clinicalStatus is not None else None
         item = self._item(
             r.reference,
             r.code,
             read,
             "condition",
-            active=status not in INACTIVE_CLINICAL,
+            active=r.clinical_status not in INACTIVE_CLINICAL,
             when=parse_date(r.onsetDateTime) or parse_date(onset) or parse_date(r.recordedDate),
             region_codes=[c for site in r.bodySite for c in site.codes()],
         )
@@ -223,7 +219,7 @@ class FactExtractor:
     def _procedure(self, r: Resource) -> _Item | None:
         if r.status in IGNORED_EVENT_STATUS:
             return None
-        read = self._read(r.code, r.notes() if r.note else [])
+        read = self._read(r.code, r.notes())
         if read is None:
             return None
         start = r.performedPeriod.start if r.performedPeriod is not None else None
@@ -234,7 +230,7 @@ class FactExtractor:
     def _observation(self, r: Resource) -> _Item | None:
         if r.status in ("entered-in-error", "cancelled"):
             return None
-        texts = r.notes() if r.note else []
+        texts = r.notes()
         if r.valueCodeableConcept is not None:
             texts += r.valueCodeableConcept.texts()
         if r.valueString is not None:
@@ -248,9 +244,9 @@ class FactExtractor:
         return item
 
     def _allergy(self, r: Resource) -> _Item | None:
-        if r.verificationStatus is not None and r.verificationStatus.first_code() in IGNORED_VERIFICATION:
+        if r.verification_status in IGNORED_VERIFICATION:
             return None
-        if r.clinicalStatus is not None and r.clinicalStatus.first_code() in ("inactive", "resolved"):
+        if r.clinical_status in ("inactive", "resolved"):
             return None
         substances = [t for reaction in r.reaction if reaction.substance for t in reaction.substance.texts()]
         read = self._read(r.code, substances)

@@ -63,7 +63,9 @@ class CodeableConcept(_Thin):
     def texts(self) -> list[str]:
         """``text``, then every Coding ``display``."""
         texts = [self.text] if self.text is not None else []
-        texts.extend(c.display for c in self.coding if c.display is not None)
+        for coding in self.coding:  # a loop, not a generator: every resource of a record passes here
+            if coding.display is not None:
+                texts.append(coding.display)
         return texts
 
     def first_code(self) -> str | None:
@@ -128,6 +130,14 @@ class Resource(_Thin):
         """``Type/id`` (``Type/?`` when it has no id)."""
         return _reference(self.resourceType, self.id)
 
+    @property
+    def clinical_status(self) -> str | None:
+        return self.clinicalStatus.first_code() if self.clinicalStatus is not None else None
+
+    @property
+    def verification_status(self) -> str | None:
+        return self.verificationStatus.first_code() if self.verificationStatus is not None else None
+
     def notes(self) -> list[str]:
         """Texts of the ``note`` Annotations."""
         return [n.text for n in self.note if n.text is not None]
@@ -159,7 +169,6 @@ class Document(Resource):
 
 _T = TypeVar("_T", bound=msgspec.Struct)
 _DOCUMENT = msgspec.json.Decoder(Document)
-_ANY_JSON = msgspec.json.Decoder()
 
 
 def read_document(value: Any) -> Document | None:
@@ -169,7 +178,7 @@ def read_document(value: Any) -> Document | None:
         try:
             return _DOCUMENT.decode(value)
         except msgspec.ValidationError:
-            value = _ANY_JSON.decode(value)
+            value = msgspec.json.decode(value)
     return read_as(value, Document)
 
 
