@@ -10,8 +10,10 @@ from typing import Any
 
 import msgspec
 import orjson
+from msgspec import UNSET, UnsetType
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .engine.fhir import Document
 from .errors import BadRequest, PayloadTooLarge, send_error
 
 
@@ -38,14 +40,22 @@ def parse_json(raw: bytes) -> Any:
 
 
 def parse_hook_body(raw: bytes) -> Any:
-    """Like ``parse_json``, but each prefetch value is left as JSON still to decode (``msgspec.Raw``,
-    or None for ``null``): prefetch is most of a body, and ``read_document`` decodes it straight into
-    the engine's structs instead of into dicts first.
+    """Like ``parse_json``, but each prefetch value comes already read for the engine: a ``Document``
+    (or None for ``null``). Prefetch is most of a body, so it is decoded once, straight into the
+    engine's structs, never into dicts first.
 
-    Anything unusual (not an object, a prefetch that is not an object, invalid JSON, deep nesting) takes
-    the ``parse_json`` path, so it is refused, or read, exactly as any other body.
+    One pass over the bytes when everything fits the structs (the usual body). Otherwise each prefetch
+    value is left as JSON still to decode (``msgspec.Raw``), so ``read_document`` salvages a malformed
+    one on its own; and anything unusual (not an object, a prefetch that is not an object, an unknown
+    top-level member, invalid JSON, deep nesting) takes the ``parse_json`` path, so it is refused, or
+    read, exactly as any other body.
     """
     try:
+        try:
+            decoded = _BODY.decode(raw)
+            return {f: v for f in _HookBody.__struct_fields__ if (v := getattr(decoded, f)) is not UNSET}
+        except msgspec.ValidationError:
+            pass  # a value that does not fit the structs: split the body, and read each value alone
         body = {}
         for key, value in _FIELDS.decode(raw).items():
             if key == "prefetch" and memoryview(value)[:1].tobytes() == b"{":
@@ -57,6 +67,18 @@ def parse_hook_body(raw: bytes) -> Any:
         return parse_json(raw)
 
 
+class _HookBody(msgspec.Struct, forbid_unknown_fields=True):
+    """The members of a CDS Hooks request; all but prefetch stay plain JSON for the protocol models."""
+
+    hook: Any = UNSET
+    hookInstance: Any = UNSET
+    fhirServer: Any = UNSET
+    fhirAuthorization: Any = UNSET
+    context: Any = UNSET
+    prefetch: dict[str, Document | None] | UnsetType | None = UNSET
+
+
+_BODY = msgspec.json.Decoder(_HookBody)
 _FIELDS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 

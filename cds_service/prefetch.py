@@ -69,8 +69,8 @@ def read_key(
 ) -> tuple[KeyState, list[Resource]]:
     """How the client answered one prefetch key, and the resources the answer holds (one pass).
 
-    A value is JSON still to decode (``msgspec.Raw``, as ``parse_hook_body`` leaves it) or already
-    parsed. More than ``max_resources`` Bundle entries raise ``PayloadTooLarge``.
+    A value is what ``parse_hook_body`` leaves (a ``Document`` already read, or ``msgspec.Raw`` still to
+    decode) or parsed JSON. More than ``max_resources`` Bundle entries raise ``PayloadTooLarge``.
     """
     if prefetch is None or key not in prefetch:
         return KeyState.ABSENT, []

@@ -172,8 +172,11 @@ _DOCUMENT = msgspec.json.Decoder(Document)
 
 
 def read_document(value: Any) -> Document | None:
-    """``value`` (JSON bytes, ``msgspec.Raw`` or an already parsed value) as a Document; None when it
-    is not a JSON object. Raises ``msgspec.DecodeError`` for bytes that are not JSON."""
+    """``value`` (JSON bytes, ``msgspec.Raw``, an already parsed value, or a Document already read) as
+    a Document; None when it is not a JSON object. Raises ``msgspec.DecodeError`` for bytes that are
+    not JSON."""
+    if type(value) is Document:
+        return value
     if isinstance(value, bytes | msgspec.Raw):
         try:
             return _DOCUMENT.decode(value)

@@ -16,8 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.records import order_select_body
+from cds_service.engine.fhir import Document, read_document
 from cds_service.errors import BadRequest
 from cds_service.limits import ShapeLimits, check_shape, parse_hook_body
+from tests.strategies import FHIRISH
 
 # Strings rich in what the byte check must see through: quotes, backslashes, brackets, non-ASCII.
 TRICKY = st.text(alphabet=st.sampled_from(list('ab"\\{}[]\n/é😀 ')), max_size=12)
@@ -98,28 +101,55 @@ def test_escapes_count_as_the_characters_they_stand_for() -> None:
 # ------------------------------------------------------------------------------- hook body parsing
 
 
-def plain(body: Any) -> Any:
-    """A ``parse_hook_body`` result with its undecoded prefetch values decoded, for comparison."""
+def read_prefetch(body: Any) -> Any:
+    """``body`` with each prefetch value (read, still to decode, or parsed JSON) read as a Document."""
     if isinstance(body, dict) and isinstance(body.get("prefetch"), dict):
-        prefetch = {k: v if v is None else msgspec.json.decode(v) for k, v in body["prefetch"].items()}
-        return {**body, "prefetch": prefetch}
+        return {**body, "prefetch": {k: read_document(v) for k, v in body["prefetch"].items()}}
     return body
+
+
+RESOURCEISH = st.fixed_dictionaries(
+    {"resourceType": st.sampled_from(["Condition", "Bundle", "OperationOutcome"])},
+    optional={"id": JSON, "code": FHIRISH, "note": FHIRISH, "entry": FHIRISH},
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     body=st.dictionaries(st.sampled_from(["hook", "context", "prefetch", "x"]), JSON, max_size=4)
-    | st.fixed_dictionaries({"prefetch": st.dictionaries(TRICKY, JSON, max_size=4)})
+    | st.fixed_dictionaries({"prefetch": st.dictionaries(TRICKY, JSON | RESOURCEISH, max_size=4)})
+    | st.fixed_dictionaries({"hook": JSON, "prefetch": st.dictionaries(TRICKY, RESOURCEISH | st.none(), max_size=4)})
     | JSON,
     encoding=st.sampled_from(ENCODINGS),
 )
-def test_hook_bodies_parse_to_the_same_json_with_prefetch_left_to_decode(body: Any, encoding: Any) -> None:
+def test_hook_bodies_parse_to_the_same_json_with_prefetch_read_for_the_engine(body: Any, encoding: Any) -> None:
+    """Whichever path a body takes (one pass into the structs, the values split, or plain JSON), it
+    reads as the plain JSON does: other members equal, each prefetch value the same Document."""
     raw = encoding(body)
     parsed = parse_hook_body(raw)
-    assert plain(parsed) == orjson.loads(raw)
+    assert read_prefetch(parsed) == read_prefetch(orjson.loads(raw))
     prefetch = parsed.get("prefetch") if isinstance(parsed, dict) else None
     if isinstance(prefetch, dict):
-        assert all(v is None or isinstance(v, msgspec.Raw) for v in prefetch.values())
+        assert all(v is None or isinstance(v, Document | msgspec.Raw) for v in prefetch.values())
+
+
+def test_a_typical_hook_body_is_read_in_one_pass() -> None:
+    body = order_select_body(20)
+    parsed = parse_hook_body(orjson.dumps(body))
+    assert {k: v for k, v in parsed.items() if k != "prefetch"} == {k: v for k, v in body.items() if k != "prefetch"}
+    assert all(type(v) is Document for v in parsed["prefetch"].values())
+    assert parsed["prefetch"]["conditions"] == read_document(body["prefetch"]["conditions"])
+
+
+def test_a_malformed_prefetch_value_is_read_alone() -> None:
+    """One value that does not fit the structs leaves the others read in one pass each."""
+    body = order_select_body(20)
+    body["prefetch"]["conditions"]["entry"][0]["resource"]["code"] = {"coding": "not a list", "text": "VCF"}
+    parsed = parse_hook_body(orjson.dumps(body))
+    assert isinstance(parsed["prefetch"]["conditions"], msgspec.Raw)
+    read = read_document(parsed["prefetch"]["conditions"])
+    assert read is not None and read.resources()[0].code is not None
+    assert read.resources()[0].code.text == "VCF"  # the malformed coding dropped, not the concept
 
 
 @pytest.mark.parametrize(

@@ -20,39 +20,9 @@ from cds_service.engine.fhir import (
     read_as,
     read_document,
 )
+from tests.strategies import FHIRISH, NAMES
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=12), children, max_size=4),
-    max_leaves=12,
-)
-# Element names the structs read, so generated objects hit them with values of every shape.
-NAMES = st.sampled_from(
-    [
-        "resourceType",
-        "id",
-        "code",
-        "coding",
-        "system",
-        "display",
-        "text",
-        "note",
-        "entry",
-        "resource",
-        "valueQuantity",
-        "value",
-        "bodySite",
-        "reaction",
-        "substance",
-        "link",
-    ]
-)
-FHIRISH = st.recursive(
-    JSON,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(NAMES, children, max_size=5),
-    max_leaves=20,
-)
 
 
 def test_a_malformed_coding_drops_that_coding_not_the_concept() -> None:
