@@ -6,9 +6,9 @@ ranges, uniqueness) and give them types. Nothing clinical is decided here.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 CategoryCode = Literal["usually-appropriate", "may-be-appropriate", "usually-not-appropriate"]
 Phase = Literal["imaging", "treatment"]
@@ -161,12 +161,23 @@ class ValueSet(_Data):
 
 
 class TextRules(_Data):
-    # Lower-case words one of which every pattern match contains: a cheap test before the regexes.
-    triggers: list[str] = Field(min_length=1)
+    # Per finding, lower-case words one of which every match of its patterns contains: a cheap test
+    # of which findings' regexes a text needs at all.
+    triggers: dict[str, list[Annotated[str, StringConstraints(min_length=1, pattern=r"^[^A-Z]+$")]]]
     negation_before: list[str]
     negation_after: list[str]
     patterns: dict[str, list[str]]
     region: dict[RegionName, list[str]]
+
+    @model_validator(mode="after")
+    def _every_finding_has_triggers(self) -> TextRules:
+        if set(self.triggers) != set(self.patterns):
+            raise ValueError(
+                f"triggers and patterns name different findings: {set(self.triggers) ^ set(self.patterns)}"
+            )
+        if not all(self.triggers.values()):
+            raise ValueError("every finding needs at least one trigger word")
+        return self
 
 
 class Regions(_Data):
