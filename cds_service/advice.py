@@ -73,7 +73,7 @@ def advise(call: HookCall, settings: Settings, engine: Engine | None = None) -> 
         cards=built.cards,
         systemActions=actions,
         # The public CDS Hooks sandbox reads ratings only from extension.systemActions (pre-2.0 place).
-        extension={"systemActions": [a.model_dump(exclude_none=True) for a in actions]} if actions else None,
+        extension={"systemActions": actions} if actions else None,
     )
     statuses = Counter(d.status.value for d in evaluation.decisions)
     summary = ",".join(f"{k}:{v}" for k, v in sorted(statuses.items())) or "no-orders"

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import orjson
@@ -39,7 +39,7 @@ from .issued_writer import IssuedWriter
 from .limits import BodySizeLimit, check_counts, check_shape, parse_hook_body, parse_json
 from .metrics import exposition
 from .prefetch import resolve_prefetch
-from .protocol import FeedbackRequest, HookRequest
+from .protocol import FeedbackRequest, HookRequest, HookResponse
 from .security import ClientAuthenticator, ClientAuthMiddleware, JwksCache, ReplayCache
 from .services import CdsService, validation_summary
 from .settings import Settings, get_settings
@@ -144,9 +144,9 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
         content, media_type = exposition()
         return Response(content, media_type=media_type)
 
-    @app.post("/cds-services/{service_id}")
-    async def call_service(service_id: str, request: Request) -> Response:
+    async def call_service(request: Request) -> Response:
         started = time.perf_counter()
+        service_id: str = request.path_params["service_id"]
         label = service_id if service_id in services else "unknown"
         status = 500
         try:
@@ -204,7 +204,12 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
             len(advice.response.cards),
             (time.perf_counter() - started) * 1000,
         )
-        return Response(orjson.dumps(advice.response.dump()), media_type="application/json")
+        return Response(advice.response.to_json(), media_type="application/json")
+
+    # The hook route is a plain Starlette route: it reads its one path parameter and its raw body
+    # itself, so FastAPI's per-call parameter solving and response wrapping (~20 µs of a ~1 ms call)
+    # bought nothing. Its OpenAPI operation is written by ``_openapi``.
+    app.add_route(HOOK_PATH, call_service, methods=["POST"], include_in_schema=False)
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> JSONResponse:
@@ -224,6 +229,8 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
 
     return app
 
+
+HOOK_PATH = "/cds-services/{service_id}"
 
 # Liveness and aggregate metrics (no patient data): restrict /metrics at the reverse proxy in production.
 OPEN_PATHS = frozenset({"/health", "/metrics"})
@@ -260,7 +267,7 @@ def warm_up(settings: Settings) -> None:
     context = SERVICES[0].parse_context(request.context)
     record = read_document(orjson.dumps(fracture))  # the prefetch decoder warms up too
     assert record is not None
-    advise(HookCall("warm-up", "warm-up", context, [order], [record], settings.now()), settings).response.dump()
+    advise(HookCall("warm-up", "warm-up", context, [order], [record], settings.now()), settings).response.to_json()
 
 
 GC_THRESHOLDS = (50_000, 20, 100)
@@ -302,18 +309,36 @@ def _openapi(app: FastAPI, service_ids: list[str]) -> dict[str, Any]:
     schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["OperationOutcome"] = {"type": "object", "required": ["resourceType", "issue"]}
+
+    def component(model: type[BaseModel], mode: Literal["validation", "serialization"]) -> dict[str, str]:
+        body_schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
+        components.update(body_schema.pop("$defs", {}))
+        components[model.__name__] = body_schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    schema["paths"][HOOK_PATH] = {
+        "post": {
+            "summary": "Call a CDS service (a CDS Hooks 2.0 hook request)",
+            "operationId": "call_service",
+            "parameters": [{"name": "service_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": {
+                    "description": "Cards and system actions",
+                    "content": {"application/json": {"schema": component(HookResponse, "serialization")}},
+                }
+            },
+        }
+    }
     bodies: dict[str, type[BaseModel]] = {
-        "/cds-services/{service_id}": HookRequest,
+        HOOK_PATH: HookRequest,
         "/cds-services/{service_id}/feedback": FeedbackRequest,
     }
     for path, model in bodies.items():
-        body_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(body_schema.pop("$defs", {}))
-        components[model.__name__] = body_schema
+        body_ref = component(model, "validation")
         operation = schema["paths"][path]["post"]
         operation["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+            "content": {"application/json": {"schema": body_ref}},
         }
         for parameter in operation.get("parameters", []):
             if parameter["name"] == "service_id":

@@ -198,10 +198,12 @@ class HookResponse(_Out):
     extension: dict[str, Any] | None = None
 
     def dump(self) -> dict[str, Any]:
-        """The JSON body: optional fields omitted, ``cards`` always present."""
-        body = self.model_dump(exclude_none=True, mode="json")
-        body.setdefault("cards", [])
-        return body
+        """The JSON body: optional fields omitted, ``cards`` always present (it has no None)."""
+        return self.model_dump(exclude_none=True, mode="json")
+
+    def to_json(self) -> bytes:
+        """``dump`` encoded, in one step (pydantic's serializer writes JSON itself)."""
+        return self.model_dump_json(exclude_none=True).encode()
 
 
 # --------------------------------------------------------------------------------------------------

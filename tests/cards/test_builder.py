@@ -6,11 +6,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from cds_service.advice import HookCall, advise
-from cds_service.protocol import OrderSelectContext, OrderSignContext
+from cds_service.protocol import HookResponse, OrderSelectContext, OrderSignContext
 from cds_service.settings import Settings
 from tests import records as r
 from tests.factories import CPT, SNOMED, bundle, condition, read, service_request
@@ -41,7 +42,8 @@ def call(
         HookCall("svc", str(uuid.uuid4()), context, chosen, read(record), NOW),
         settings,
     )
-    body = advice.response.dump()
+    body = orjson.loads(advice.response.to_json())  # the bytes the route sends
+    assert body == advice.response.dump()
     check_spec_rules(body)
     return body
 
@@ -366,3 +368,8 @@ def test_every_card_and_suggestion_has_a_fresh_uuid() -> None:
         for x in [card["uuid"], *(s["uuid"] for s in card["suggestions"])]
     ]
     assert len(ids) == len(set(ids))
+
+
+def test_an_answer_with_no_cards_still_sends_an_empty_cards_list() -> None:
+    """CDS Hooks 2.0: "cards: REQUIRED. An array of Cards. Cards can be an empty array." """
+    assert HookResponse().to_json() == b'{"cards":[]}'

@@ -357,3 +357,15 @@ def test_start_up_takes_the_garbage_collector_off_the_request_path(client: TestC
 
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == GC_THRESHOLDS
+
+
+def test_openapi_describes_the_hook_call_with_its_answers(client: TestClient) -> None:
+    """The hook route reads its body itself; its operation still names the request, the cards it
+    answers with and the OperationOutcome errors (schemathesis, in test_fuzz, loads the document)."""
+    document = client.get("/openapi.json").json()
+    operation = document["paths"]["/cds-services/{service_id}"]["post"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/HookRequest")
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/HookResponse")
+    assert {"400", "404", "412", "413"} <= set(operation["responses"])
+    assert operation["parameters"][0]["schema"]["enum"] == ["vcf-imaging-order-select", "vcf-imaging-order-sign"]
+    assert "Card" in document["components"]["schemas"]
