@@ -79,7 +79,7 @@ def bench_engine(quick: bool) -> list[str]:
         cold, warm = [], []
         for _ in range(runs):
             engine.text._memo.clear()
-            engine.terminology._memo.clear()
+            engine.terminology.looked_up.clear()
             engine.facts_cache.clear()
             started = time.perf_counter()
             advise(call, settings)

@@ -154,10 +154,12 @@ class FactExtractor:
         """
         value_sets = _NO_SETS
         if concept is not None:
-            sets_for = self._term.value_sets_for
+            known = self._term.looked_up
             for coding in concept.coding:
                 if coding.system and coding.code:
-                    found = sets_for(coding.system, coding.code)
+                    found = known.get((coding.system, coding.code))
+                    if found is None:
+                        found = self._term.value_sets_for(coding.system, coding.code)
                     if found:
                         value_sets = value_sets | found if value_sets else found
             texts = concept.texts() + texts
@@ -196,10 +198,11 @@ class FactExtractor:
         )
 
     def _condition(self, r: Resource) -> _Item | None:
-        if r.verification_status in IGNORED_VERIFICATION:
+        verification = r.verificationStatus
+        if verification is not None and verification.first_code() in IGNORED_VERIFICATION:
             return None
-        site_texts = [t for site in r.bodySite for t in site.texts()]
-        read = self._read(r.code, r.notes() + site_texts)
+        site_texts = [t for site in r.bodySite for t in site.texts()] if r.bodySite else []
+        read = self._read(r.code, r.notes() + site_texts if site_texts else r.notes())
         if read is None:
             return None
         onset = r.onsetPeriod.start if r.onsetPeriod is not None else None

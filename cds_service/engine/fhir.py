@@ -140,7 +140,7 @@ class Resource(_Thin):
 
     def notes(self) -> list[str]:
         """Texts of the ``note`` Annotations."""
-        return [n.text for n in self.note if n.text is not None]
+        return [n.text for n in self.note if n.text is not None] if self.note else []
 
 
 class Entry(_Thin):

@@ -24,7 +24,9 @@ class Terminology:
 
     def __init__(self, knowledge: Knowledge) -> None:
         self._knowledge = knowledge
-        self._memo: dict[tuple[str, str], frozenset[str]] = {}
+        # Value sets by (system, code) as sent: what ``value_sets_for`` has answered so far. Hot
+        # loops read it first and call ``value_sets_for`` only for a pair not in it.
+        self.looked_up: dict[tuple[str, str], frozenset[str]] = {}
         systems = knowledge.value_sets.systems
         self._canonical: dict[str, str] = {}
         for name, uris in systems.items():
@@ -78,12 +80,12 @@ class Terminology:
         """``value_sets_of`` for a Coding's system and code as sent (they are trimmed here, once per
         distinct pair: reading a record asks this for every Coding it holds)."""
         key = (system, code)
-        found = self._memo.get(key)
+        found = self.looked_up.get(key)
         if found is None:
             found = self._lookup(Code(system.strip(), code.strip()))
-            if len(self._memo) > 100_000:
-                self._memo.clear()
-            self._memo[key] = found
+            if len(self.looked_up) > 100_000:
+                self.looked_up.clear()
+            self.looked_up[key] = found
         return found
 
     def _lookup(self, code: Code) -> frozenset[str]:
