@@ -37,7 +37,7 @@ from .feedback_store import FeedbackStore, open_store
 from .fhir_client import FhirFetcher
 from .issued_writer import IssuedWriter
 from .limits import BodySizeLimit, check_counts, check_shape, parse_hook_body, parse_json
-from .metrics import exposition
+from .metrics import exposition, labelled
 from .prefetch import resolve_prefetch
 from .protocol import FeedbackRequest, HookRequest, HookResponse
 from .security import ClientAuthenticator, ClientAuthMiddleware, JwksCache, ReplayCache
@@ -157,8 +157,8 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
             status = exc.status_code
             raise
         finally:
-            metrics_module.HOOK_CALLS.labels(label, str(status)).inc()
-            metrics_module.HOOK_LATENCY.labels(label).observe(time.perf_counter() - started)
+            labelled(metrics_module.HOOK_CALLS, label, str(status)).inc()
+            labelled(metrics_module.HOOK_LATENCY, label).observe(time.perf_counter() - started)
 
     async def _call_service(service_id: str, request: Request, started: float) -> Response:
         service = service_for(service_id)
@@ -193,9 +193,9 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
         advice = advise(call, rt.settings)
         rt.issued.submit(advice.issued)
         for issued in advice.issued:
-            metrics_module.CARDS.labels(issued.indicator, issued.card_kind).inc()
+            labelled(metrics_module.CARDS, issued.indicator, issued.card_kind).inc()
         for category in advice.ratings:
-            metrics_module.RATINGS.labels(category).inc()
+            labelled(metrics_module.RATINGS, category).inc()
         log.info(
             "hook service=%s hookInstance=%s decision=%s cards=%d elapsed_ms=%.1f",
             service.id,
@@ -210,6 +210,7 @@ def create_app(settings: Settings | None = None, *, store: FeedbackStore | None 
     # itself, so FastAPI's per-call parameter solving and response wrapping (~20 µs of a ~1 ms call)
     # bought nothing. Its OpenAPI operation is written by ``_openapi``.
     app.add_route(HOOK_PATH, call_service, methods=["POST"], include_in_schema=False)
+    app.router.routes.insert(0, app.router.routes.pop())  # matched first: nearly every request is a hook call
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> JSONResponse:

@@ -8,6 +8,7 @@ before they start; ``/metrics`` then sums every worker's figures. No label carri
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -23,6 +24,21 @@ RATINGS = Counter("cds_ratings", "Orders rated, by ACR appropriateness category"
 FHIR_FETCHES = Counter("cds_fhir_fetches", "Queries run against the EHR's FHIR server, by outcome", ["outcome"])
 FEEDBACK = Counter("cds_feedback", "Feedback entries received, by outcome", ["outcome"])
 ISSUED_WRITE_FAILURES = Counter("cds_issued_write_failures", "Issued cards the store failed to record")
+
+
+_M = TypeVar("_M", Counter, Histogram)
+_children: dict[tuple[object, tuple[str, ...]], object] = {}
+
+
+def labelled(metric: _M, *labels: str) -> _M:
+    """``metric.labels(*labels)``, kept: every hook call counts itself four ways, and ``labels``
+    checks the values and takes a lock each time. Label values here come from small closed sets
+    (service ids, status codes, card kinds, ACR categories), so the children kept stay few."""
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child  # type: ignore[return-value]
 
 
 def exposition() -> tuple[bytes, str]:
