@@ -260,6 +260,11 @@ def parse_date(value: str | None) -> date | None:
     """The date part of a FHIR date or dateTime; a year or year-month takes the first day."""
     if value is None:
         return None
+    if len(value) == 10 and value[4] == "-" and value[7] == "-":  # YYYY-MM-DD, most dates: parsed in C
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
     if "T" in value:
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00")).date()

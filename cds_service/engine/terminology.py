@@ -27,6 +27,7 @@ class Terminology:
         # Value sets by (system, code) as sent: what ``value_sets_for`` has answered so far. Hot
         # loops read it first and call ``value_sets_for`` only for a pair not in it.
         self.looked_up: dict[tuple[str, str], frozenset[str]] = {}
+        self._regions: dict[tuple[str, str], Region] = {}
         systems = knowledge.value_sets.systems
         self._canonical: dict[str, str] = {}
         for name, uris in systems.items():
@@ -114,6 +115,16 @@ class Terminology:
 
     def region_of(self, code: Code) -> Region:
         """Spine regions a fracture or body-site code names (empty when it names none)."""
+        key = (code.system, code.code)
+        found = self._regions.get(key)
+        if found is None:
+            found = self._region_of(code)
+            if len(self._regions) > 100_000:
+                self._regions.clear()
+            self._regions[key] = found
+        return found
+
+    def _region_of(self, code: Code) -> Region:
         system = self.system_name(code.system)
         regions = self._knowledge.value_sets.regions
         if system == "icd10cm":

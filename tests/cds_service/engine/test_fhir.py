@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
@@ -17,6 +19,7 @@ from cds_service.engine.fhir import (
     Resource,
     codings,
     concept_of,
+    parse_date,
     read_as,
     read_document,
 )
@@ -132,3 +135,26 @@ def test_salvage_keeps_every_element_that_fits(value: dict[str, Any]) -> None:
         except msgspec.ValidationError:
             continue  # did not fit: dropped, or kept in part
         assert getattr(salvaged, name.name) == strict
+
+
+def _plain_date(value: str) -> date | None:
+    """The definition parse_date's C fast path must agree with: the date part of a FHIR date."""
+    if "T" in value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+        except ValueError:
+            pass
+    match = re.match(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", value)
+    try:
+        return date(int(match.group(1)), int(match.group(2) or 1), int(match.group(3) or 1)) if match else None
+    except ValueError:
+        return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    value=st.from_regex(r"\A\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})?)?)?)?\Z")
+    | st.text(alphabet="0123456789-TZ:+ W٣", max_size=12)
+)
+def test_parse_date_agrees_with_the_plain_definition(value: str) -> None:
+    assert parse_date(value) == _plain_date(value)
