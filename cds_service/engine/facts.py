@@ -155,14 +155,17 @@ class FactExtractor:
         value_sets = _NO_SETS
         if concept is not None:
             known = self._term.looked_up
+            own = [concept.text] if concept.text is not None else []  # concept.texts(), in the same loop
             for coding in concept.coding:
+                if coding.display is not None:
+                    own.append(coding.display)
                 if coding.system and coding.code:
                     found = known.get((coding.system, coding.code))
                     if found is None:
                         found = self._term.value_sets_for(coding.system, coding.code)
                     if found:
                         value_sets = value_sets | found if value_sets else found
-            texts = concept.texts() + texts
+            texts = own + texts if texts else own
         scan = self._text.scan_all(texts)
         if not value_sets and not scan:
             return None

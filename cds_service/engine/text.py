@@ -67,17 +67,20 @@ class TextFinder:
 
     def scan_all(self, texts: Iterable[str]) -> dict[str, Mention]:
         """Every finding the texts mention: PRESENT where any text affirms it, else NEGATED."""
-        merged: dict[str, Mention] = {}
+        merged: dict[str, Mention] | None = None
         memo = self._memo
         for text in texts:
             found = memo.get(text)
             if found is None:
                 found = self.scan(text)
             if found:  # most texts mention nothing
+                if merged is None:
+                    merged = dict(found)
+                    continue
                 for name, mention in found.items():
                     if merged.get(name) is not Mention.PRESENT:
                         merged[name] = mention
-        return merged
+        return merged if merged is not None else {}
 
     def scan(self, text: str) -> dict[str, Mention]:
         """The findings one text mentions (memoised: charts repeat the same texts)."""
