@@ -44,11 +44,11 @@ def parse_hook_body(raw: bytes) -> Any:
     (or None for ``null``). Prefetch is most of a body, so it is decoded once, straight into the
     engine's structs, never into dicts first.
 
-    One pass over the bytes when everything fits the structs (the usual body). Otherwise each prefetch
-    value is left as JSON still to decode (``msgspec.Raw``), so ``read_document`` salvages a malformed
-    one on its own; and anything unusual (not an object, a prefetch that is not an object, an unknown
-    top-level member, invalid JSON, deep nesting) takes the ``parse_json`` path, so it is refused, or
-    read, exactly as any other body.
+    One pass over the bytes when everything fits the structs (the usual body). Otherwise (a malformed
+    element in some prefetch value, a top-level member CDS Hooks does not define) each prefetch value
+    is left as JSON still to decode (``msgspec.Raw``), so ``read_document`` salvages a malformed one on
+    its own; and anything unusual (not an object, a prefetch that is not an object, invalid JSON, deep
+    nesting) takes the ``parse_json`` path, so it is refused, or read, exactly as any other body.
     """
     try:
         try:
