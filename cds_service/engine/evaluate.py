@@ -21,7 +21,8 @@ from .rating import OrderDecision, Rater
 from .terminology import Terminology
 from .text import TextFinder
 
-_ENCODER = msgspec.json.Encoder()
+_RECORD_ENCODER = msgspec.msgpack.Encoder()  # the record: structs of str, float and None only
+_JSON_ENCODER = msgspec.json.Encoder()  # reasons are any JSON (an integer past 64 bits included)
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,14 @@ class FactsCache:
         """The digest of everything the facts depend on.
 
         The record as the engine reads it (the thin structs), not as sent: elements no rule reads do
-        not change facts, and encoding the structs costs a fraction of re-encoding the JSON. SHA-256
-        runs on the CPU's SHA extensions where present: 22 µs for 40 KiB, where BLAKE2b took 35 µs. A
+        not change facts, and encoding the structs costs a fraction of re-encoding the JSON: as MessagePack,
+        16 µs and 25 KiB for a typical 100-resource record, where JSON took 24 µs for 29 KiB. SHA-256 runs
+        on the CPU's SHA extensions where present: 17 µs for 29 KiB, where BLAKE2b took 35 µs. A
         cryptographic digest, so no record can be made to collide with another.
         """
-        return hashlib.sha256(_ENCODER.encode([record, reasons, today.isoformat(), window.total_seconds()])).digest()
+        digest = hashlib.sha256(_RECORD_ENCODER.encode(record))
+        digest.update(_JSON_ENCODER.encode([reasons, today.isoformat(), window.total_seconds()]))
+        return digest.digest()
 
     def get(self, key: bytes) -> PatientFacts | None:
         with self._lock:

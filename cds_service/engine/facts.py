@@ -359,33 +359,42 @@ class FactExtractor:
 
 
 class _Index:
-    """Queries over the reduced record: by value set, and by text finding (each text read once)."""
+    """Queries over the reduced record: by value set, and by text finding (each text read once).
+
+    Both indexes keep record order, so a query over one name needs no sorting; ``_facts`` asks about
+    two dozen of them per call, for every first call for a patient.
+    """
 
     def __init__(self, items: list[_Item]) -> None:
         self._by_set: dict[str, list[_Item]] = {}
+        self._by_finding: dict[str, list[tuple[_Item, Mention]]] = {}
         for item in items:
             for name in item.value_sets:
                 self._by_set.setdefault(name, []).append(item)
-        # Texts were read once, with the item; only items that mention some finding are kept.
-        self._mentioning = [(item, item.scan) for item in items if item.scan]
+            # Texts were read once, with the item.
+            for name, mention in item.scan.items():
+                self._by_finding.setdefault(name, []).append((item, mention))
 
     def coded(self, *names: str, active_only: bool = False, kinds: tuple[str, ...] | None = None) -> list[_Item]:
-        found: dict[int, _Item] = {}  # by identity, in record order, each item once
-        for name in names:
-            for item in self._by_set.get(name, ()):
-                if (item.active or not active_only) and (kinds is None or item.kind in kinds):
-                    found.setdefault(id(item), item)
-        return sorted(found.values(), key=lambda item: item.position)
+        """Items in any of the value sets ``names``, in record order, each once."""
+        found = [
+            item
+            for name in names
+            for item in self._by_set.get(name, ())
+            if (item.active or not active_only) and (kinds is None or item.kind in kinds)
+        ]
+        if len(names) > 1:
+            found = sorted({id(item): item for item in found}.values(), key=lambda item: item.position)
+        return found
 
     def mentions(
         self, name: str, *, kinds: tuple[str, ...], active_only: bool = False
     ) -> tuple[list[_Item], list[_Item]]:
         """Items of ``kinds`` whose text affirms the finding, and those whose text only denies it."""
         present, negated = [], []
-        for item, scan in self._mentioning:
+        for item, mention in self._by_finding.get(name, ()):
             if item.kind not in kinds or (active_only and not item.active):
                 continue
-            mention = scan.get(name)
             if mention is Mention.PRESENT:
                 present.append(item)
             elif mention is Mention.NEGATED:

@@ -72,3 +72,11 @@ def test_the_cache_key_digests_the_record_as_read_so_unread_elements_do_not_spli
     assert key is not None and key == FactsCache.key(read([padded]), [], r.TODAY, WEEKS)
     assert key != FactsCache.key(read([condition("c", "M48.56XA", note=[{"text": "L1"}])]), [], r.TODAY, WEEKS)
     assert evaluate(engine, [padded, r.back_pain("icd")], service_request()).facts.vcf_current.value is True
+
+
+def test_the_cache_key_takes_any_json_in_order_reasons_and_tells_reasons_apart() -> None:
+    record = read([condition("c", "M48.56XA")])
+    odd = [("o", [{"coding": [{"code": "x"}], "extension": [{"valueInteger": 2**70}]}])]
+    key = FactsCache.key(record, odd, r.TODAY, WEEKS)
+    assert key != FactsCache.key(record, [("o", [{"coding": [{"code": "x"}]}])], r.TODAY, WEEKS)
+    assert key != FactsCache.key(record, odd, r.TODAY, WEEKS * 2)
