@@ -78,7 +78,7 @@ def bench_engine(quick: bool) -> list[str]:
         advise(call, settings)
         cold, warm = [], []
         for _ in range(runs):
-            engine.text._memo.clear()
+            engine.text.seen.clear()
             engine.terminology.looked_up.clear()
             engine.facts_cache.clear()
             started = time.perf_counter()

@@ -138,10 +138,6 @@ class Resource(_Thin):
     def verification_status(self) -> str | None:
         return self.verificationStatus.first_code() if self.verificationStatus is not None else None
 
-    def notes(self) -> list[str]:
-        """Texts of the ``note`` Annotations."""
-        return [n.text for n in self.note if n.text is not None] if self.note else []
-
 
 class Entry(_Thin):
     resource: Resource | None = None

@@ -51,7 +51,8 @@ class TextFinder:
         for word, names in findings_of.items():
             self._triggers.add_word(word, frozenset(names))
         self._triggers.make_automaton()
-        self._memo: dict[str, dict[str, Mention]] = {}
+        # The findings of each text read so far: charts repeat the same texts. Hot loops read it first.
+        self.seen: dict[str, dict[str, Mention]] = {}
         before = "|".join(re.escape(c) for c in sorted(rules.negation_before, key=len, reverse=True))
         after = "|".join(re.escape(c) for c in sorted(rules.negation_after, key=len, reverse=True))
         self._neg_before = re.compile(rf"\b(?:{before})\b")
@@ -68,7 +69,7 @@ class TextFinder:
     def scan_all(self, texts: Iterable[str]) -> dict[str, Mention]:
         """Every finding the texts mention: PRESENT where any text affirms it, else NEGATED."""
         merged: dict[str, Mention] | None = None
-        memo = self._memo
+        memo = self.seen
         for text in texts:
             found = memo.get(text)
             if found is None:
@@ -84,7 +85,7 @@ class TextFinder:
 
     def scan(self, text: str) -> dict[str, Mention]:
         """The findings one text mentions (memoised: charts repeat the same texts)."""
-        found = self._memo.get(text)
+        found = self.seen.get(text)
         if found is not None:
             return found
         found = {}
@@ -104,9 +105,9 @@ class TextFinder:
                 else:
                     if negated:
                         found[name] = Mention.NEGATED
-        if len(self._memo) > 50_000:
-            self._memo.clear()
-        self._memo[text] = found
+        if len(self.seen) > 50_000:
+            self.seen.clear()
+        self.seen[text] = found
         return found
 
     def regions(self, texts: Iterable[str]) -> frozenset[str]:

@@ -59,7 +59,7 @@ def test_a_well_formed_resource_reads_the_same_either_way() -> None:
     strict = msgspec.convert(resource, Document)
     assert read_document(orjson.dumps(resource)) == strict == read_document(resource)
     assert strict.valueQuantity is not None and strict.valueQuantity.value == 41.0
-    assert strict.reference == "Observation/o1" and strict.notes() == ["on dialysis"]
+    assert strict.reference == "Observation/o1" and [n.text for n in strict.note] == ["on dialysis"]
 
 
 @pytest.mark.parametrize(
