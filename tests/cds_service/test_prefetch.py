@@ -15,6 +15,7 @@ from cds_service.fhir_client import FhirFetcher
 from cds_service.prefetch import (
     KeyState,
     PrefetchTemplate,
+    ResolvedPrefetch,
     key_state,
     read_key,
     render_template,
@@ -72,6 +73,19 @@ def test_read_key_drops_outcomes_from_bundles() -> None:
     assert read_key({"k": f.bundle([cond, OUTCOME])}, "k") == (KeyState.BUNDLE, [f.resource(cond)])
     assert read_key({"k": OUTCOME}, "k") == (KeyState.OPERATION_OUTCOME, [])
     assert read_key({"k": None}, "k") == (KeyState.NULL, [])
+
+
+def test_all_resources_holds_each_resource_once_by_type_and_id() -> None:
+    """A resource answering two keys is read once; the same id under two types is two resources."""
+    cond, obs = (
+        f.resource({"resourceType": "Condition", "id": "1"}),
+        f.resource({"resourceType": "Observation", "id": "1"}),
+    )
+    other = f.resource({"resourceType": "Condition", "id": "2"})
+    no_id = [f.resource({"resourceType": "Condition"}), f.resource({"resourceType": "Condition"})]
+    both = ResolvedPrefetch({"conditions": [cond, other], "problems": [cond], "observations": [obs]})
+    assert both.all_resources() == [cond, other, obs]
+    assert ResolvedPrefetch({"conditions": [cond, other, *no_id]}).all_resources() == [cond, other, *no_id]
 
 
 # ------------------------------------------------------------------------------------------- resolution
