@@ -150,7 +150,9 @@ class FactExtractor:
 
     # ---------------------------------------------------------------------------------- reading
 
-    def _read(self, concept: CodeableConcept | None, notes: list[Annotation], more: list[str] | None) -> _Read | None:
+    def _read(
+        self, concept: CodeableConcept | None, notes: tuple[Annotation, ...], more: list[str] | None
+    ) -> _Read | None:
         """The concept's value sets, and the findings its texts, ``notes`` and ``more`` texts mention;
         None when there are neither: no rule reads such a resource, and most of a chart (labs, vitals,
         unrelated problems, routine notes) is such clutter, so nothing more is read from it.
@@ -274,7 +276,7 @@ class FactExtractor:
         if r.clinical_status in ("inactive", "resolved"):
             return None
         substances = [t for reaction in r.reaction if reaction.substance for t in reaction.substance.texts()]
-        read = self._read(r.code, [], substances)
+        read = self._read(r.code, (), substances)
         if read is None:
             return None
         return self._item(r.reference, r.code, read, "allergy", active=True, when=parse_date(r.recordedDate))
@@ -285,7 +287,7 @@ class FactExtractor:
         found = []
         for reason in items(order.get("reasonCode")):
             concept = concept_of(reason)
-            read = self._read(concept, [], None) if concept is not None else None
+            read = self._read(concept, (), None) if concept is not None else None
             if read is not None:
                 found.append(self._item(reference, concept, read, "reason", active=True, when=today, region_codes=[]))
         return found

@@ -42,6 +42,8 @@ class Code(NamedTuple):
 
 # gc=False: decoded JSON holds no reference cycles, and untracked structs are cheaper to allocate and
 # leave the collector less to walk. omit_defaults: the facts-cache key encodes records compactly.
+# Repeating elements are tuples defaulting to the one empty tuple: a list default is a fresh empty
+# list per struct (three per resource, most never filled), each to allocate and free again.
 class _Thin(msgspec.Struct, gc=False, omit_defaults=True):
     pass
 
@@ -53,7 +55,7 @@ class Coding(_Thin):
 
 
 class CodeableConcept(_Thin):
-    coding: list[Coding] = []
+    coding: tuple[Coding, ...] = ()
     text: str | None = None
 
     def codes(self) -> list[Code]:
@@ -111,8 +113,8 @@ class Resource(_Thin):
     clinicalStatus: CodeableConcept | None = None
     verificationStatus: CodeableConcept | None = None
     code: CodeableConcept | None = None
-    bodySite: list[CodeableConcept] = []
-    note: list[Annotation] = []
+    bodySite: tuple[CodeableConcept, ...] = ()
+    note: tuple[Annotation, ...] = ()
     onsetDateTime: str | None = None
     onsetPeriod: Period | None = None
     recordedDate: str | None = None
@@ -123,7 +125,7 @@ class Resource(_Thin):
     valueCodeableConcept: CodeableConcept | None = None
     valueString: str | None = None
     valueQuantity: Quantity | None = None
-    reaction: list[Reaction] = []
+    reaction: tuple[Reaction, ...] = ()
 
     @property
     def reference(self) -> str:
@@ -151,8 +153,8 @@ class Link(_Thin):
 class Document(Resource):
     """A prefetch value or a FHIR server's answer: one resource, or a Bundle of them."""
 
-    entry: list[Entry] = []
-    link: list[Link] = []
+    entry: tuple[Entry, ...] = ()
+    link: tuple[Link, ...] = ()
 
     def resources(self) -> list[Resource]:
         """A Bundle's resources; OperationOutcomes (errors and search outcomes) are not data."""
@@ -222,10 +224,10 @@ def _salvage(value: Any, info: mi.Type) -> Any:
                 if found is not _DROP:
                     fields[f.name] = found
         return info.cls(**fields)
-    if isinstance(info, mi.ListType):
+    if isinstance(info, mi.VarTupleType):
         if type(value) is not list:
             return _DROP
-        return [found for found in (_salvage(v, info.item_type) for v in value) if found is not _DROP]
+        return tuple(found for found in (_salvage(v, info.item_type) for v in value) if found is not _DROP)
     if isinstance(info, mi.UnionType):
         if value is None:
             return None if info.includes_none else _DROP

@@ -40,7 +40,7 @@ def test_a_malformed_coding_drops_that_coding_not_the_concept() -> None:
     assert read == Document(
         resourceType="Condition",
         id="c1",
-        code=CodeableConcept(coding=[Coding(code="x"), Coding(system=ICD, code="M48.56XA")], text="VCF"),
+        code=CodeableConcept(coding=(Coding(code="x"), Coding(system=ICD, code="M48.56XA")), text="VCF"),
     )
     assert read is not None and read.code is not None
     assert [c.code for c in read.code.codes()] == ["M48.56XA"]
@@ -97,15 +97,15 @@ def test_dict_concepts_of_draft_orders_read_like_the_record() -> None:
     concept = {"coding": [{"system": f" {ICD} ", "code": " M48.56XA "}, {"code": "no system"}], "text": 3}
     assert [tuple(c) for c in codings(concept)] == [(ICD, "M48.56XA", None)]
     assert concept_of(concept) == CodeableConcept(
-        coding=[Coding(system=f" {ICD} ", code=" M48.56XA "), Coding(code="no system")]
+        coding=(Coding(system=f" {ICD} ", code=" M48.56XA "), Coding(code="no system"))
     )
     assert codings("not a concept") == [] and concept_of(None) is None
 
 
 def test_labels_fall_back_from_text_to_display_to_code() -> None:
-    assert CodeableConcept(text="t", coding=[Coding(display="d")]).label() == "t"
-    assert CodeableConcept(coding=[Coding(display="d")]).label() == "d"
-    assert CodeableConcept(coding=[Coding(system=ICD, code="M48.56XA")]).label() == "M48.56XA (ICD-10-CM)"
+    assert CodeableConcept(text="t", coding=(Coding(display="d"),)).label() == "t"
+    assert CodeableConcept(coding=(Coding(display="d"),)).label() == "d"
+    assert CodeableConcept(coding=(Coding(system=ICD, code="M48.56XA"),)).label() == "M48.56XA (ICD-10-CM)"
     assert CodeableConcept().label() is None
 
 
