@@ -7,6 +7,7 @@ only the first), then translations with the ACR category and, where known, the m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cards.ids import new_uuid
@@ -42,6 +43,18 @@ class PamaContext:
 
 def rating_extensions(rating: Rating, variants: tuple[int, ...], ctx: PamaContext) -> list[dict[str, Any]]:
     """The four Argonaut extensions for one rating, with a fresh consult id."""
+    rated, consulted, applied = _fixed_extensions(rating, variants, ctx)
+    consult = {"url": EXT + "pama-rating-consult-id", "valueUri": f"urn:uuid:{new_uuid()}"}
+    return [rated, consulted, consult, applied]
+
+
+@lru_cache(maxsize=1024)
+def _fixed_extensions(
+    rating: Rating, variants: tuple[int, ...], ctx: PamaContext
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The three extensions a rating always reads the same (shared between responses, so never
+    modified: they are only serialised). A rating, its variants and the context come from a small
+    set, and a card's two ratings (system action, suggestion) cost ~15 µs to write out afresh."""
     info = ctx.knowledge.acr.categories[rating.category]
     where = ", ".join(str(v) for v in variants)
     label = f"{info.display} (ACR VCF variant {where}" + (f", median {rating.median})" if rating.median else ")")
@@ -53,12 +66,11 @@ def rating_extensions(rating: Rating, variants: tuple[int, ...], ctx: PamaContex
         coding.append(
             {"system": ctx.median_system, "code": str(rating.median), "display": f"Median rating {rating.median}"}
         )
-    return [
+    return (
         {"url": PAMA_RATING, "valueCodeableConcept": {"coding": coding, "text": label}},
         {"url": EXT + "pama-rating-qcdsm-consulted", "valueString": ctx.qcdsm_id},
-        {"url": EXT + "pama-rating-consult-id", "valueUri": f"urn:uuid:{new_uuid()}"},
         {"url": EXT + "pama-rating-auc-applied", "valueUri": ctx.knowledge.acr.topic.url},
-    ]
+    )
 
 
 def with_rating(resource: dict[str, Any], extensions: list[dict[str, Any]]) -> dict[str, Any]:
