@@ -70,13 +70,6 @@ class CodeableConcept(_Thin):
                 texts.append(coding.display)
         return texts
 
-    def first_code(self) -> str | None:
-        """The first code (a status concept: clinicalStatus, verificationStatus)."""
-        for coding in self.coding:
-            if coding.code is not None:
-                return coding.code
-        return None
-
     def label(self) -> str | None:
         """A human label: the text, else the first display, else the first code with its system."""
         texts = self.texts()
@@ -86,6 +79,24 @@ class CodeableConcept(_Thin):
         if not codes:
             return None
         return f"{codes[0].code} ({_SYSTEM_NAMES.get(codes[0].system, codes[0].system)})"
+
+
+class StatusCoding(_Thin):
+    code: str | None = None
+
+
+class StatusConcept(_Thin):
+    """A status concept (clinicalStatus, verificationStatus): only its codes are read, so the system
+    URI and display that each one repeats are skipped when decoding (and left out of the cache key)."""
+
+    coding: tuple[StatusCoding, ...] = ()
+
+    def first_code(self) -> str | None:
+        """The first code."""
+        for coding in self.coding:
+            if coding.code is not None:
+                return coding.code
+        return None
 
 
 class Annotation(_Thin):
@@ -110,8 +121,8 @@ class Resource(_Thin):
     resourceType: str | None = None
     id: str | None = None
     status: str | None = None
-    clinicalStatus: CodeableConcept | None = None
-    verificationStatus: CodeableConcept | None = None
+    clinicalStatus: StatusConcept | None = None
+    verificationStatus: StatusConcept | None = None
     code: CodeableConcept | None = None
     bodySite: tuple[CodeableConcept, ...] = ()
     note: tuple[Annotation, ...] = ()
