@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 from .fhir import Annotation, Code, CodeableConcept, Resource, concept_of, items, parse_date, reference_of
@@ -106,13 +105,15 @@ class _Item:
     regions: Region = frozenset()
     position: int = 0
     quantity: float | None = None  # an Observation's valueQuantity.value
+    _evidence: Evidence | None = None
 
-    @cached_property
     def evidence(self) -> Evidence:
         """The item as evidence (made once: the rules cite the same few items for several facts)."""
-        fallback = self.reference.split("/")[0] if self.kind != "reason" else "order reason"
-        label = self.concept.label() if self.concept is not None else None
-        return Evidence(self.reference, label or fallback, self.when)
+        if self._evidence is None:
+            fallback = self.reference.split("/")[0] if self.kind != "reason" else "order reason"
+            label = self.concept.label() if self.concept is not None else None
+            self._evidence = Evidence(self.reference, label or fallback, self.when)
+        return self._evidence
 
 
 class FactExtractor:
@@ -224,12 +225,10 @@ class FactExtractor:
         )
 
     def _condition(self, r: Resource) -> _Item | None:
-        verification = r.verificationStatus
-        if verification is not None and verification.first_code() in IGNORED_VERIFICATION:
-            return None
-        site_texts = [t for site in r.bodySite for t in site.texts()] if r.bodySite else []
+        site_texts = [t for site in r.bodySite for t in site.texts()] if r.bodySite else None
         read = self._read(r.code, r.note, site_texts)
-        if read is None:
+        # Refuted or entered in error: asked only of what reading keeps (most conditions are clutter).
+        if read is None or r.verification_status in IGNORED_VERIFICATION:
             return None
         onset = r.onsetPeriod.start if r.onsetPeriod is not None else None
         item = self._item(
@@ -455,7 +454,7 @@ def _ev(items: list[_Item]) -> list[Evidence]:
     for item in items:
         if item.reference not in seen:
             seen.add(item.reference)
-            out.append(item.evidence)
+            out.append(item.evidence())
     return out
 
 
