@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal, NamedTuple
 
@@ -105,7 +105,7 @@ class _Item:
     regions: Region = frozenset()
     position: int = 0
     quantity: float | None = None  # an Observation's valueQuantity.value
-    _evidence: Evidence | None = None
+    _evidence: Evidence | None = field(default=None, init=False, repr=False, compare=False)
 
     def evidence(self) -> Evidence:
         """The item as evidence (made once: the rules cite the same few items for several facts)."""
