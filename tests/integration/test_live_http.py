@@ -7,7 +7,6 @@ the service reads the fixture FHIR server with the bearer token it was given.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -19,40 +18,11 @@ import pytest
 
 from cds_service.ehr import fire, free_port
 from cds_service.scenarios import Scenario, load_all
+from tests.processes import ROOT, start, stop
 from tests.records import TODAY
 
-ROOT = Path(__file__).parents[2]
 SCENARIOS = load_all(ROOT / "fixtures", TODAY)
 TOKEN = "integration-token-5d1f"
-
-
-def start(args: list[str], env: dict[str, str], ready_url: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cds_service", *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{args[0]} exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            if httpx.get(ready_url, timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{args[0]} did not become ready at {ready_url}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +34,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "CDS_FHIR_BUDGET_SECONDS": "5",
     }
     process = start(
-        ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env,
+        ["-m", "cds_service", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         f"http://127.0.0.1:{port}/health",
+        env,
     )
     yield f"http://127.0.0.1:{port}"
     stop(process)
@@ -76,7 +46,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def fhir_server() -> Iterator[str]:
     port = free_port()
     args = ["fhir-server", "--port", str(port), "--token", TOKEN, "--today", TODAY.isoformat()]
-    process = start(args, {}, f"http://127.0.0.1:{port}/metadata")
+    process = start(["-m", "cds_service", *args], f"http://127.0.0.1:{port}/metadata")
     yield f"http://127.0.0.1:{port}"
     stop(process)
 
@@ -227,7 +197,11 @@ def test_slow_fhir_server_is_cut_off_by_the_fetch_budget(tmp_path: Path) -> None
     threading.Thread(target=slow.serve_forever, daemon=True).start()
     port = free_port()
     env = {"CDS_FEEDBACK_DB_PATH": str(tmp_path / "f.db"), "CDS_FHIR_BUDGET_SECONDS": "0.3"}
-    process = start(["serve", "--port", str(port), "--log-level", "warning"], env, f"http://127.0.0.1:{port}/health")
+    process = start(
+        ["-m", "cds_service", "serve", "--port", str(port), "--log-level", "warning"],
+        f"http://127.0.0.1:{port}/health",
+        env,
+    )
     try:
         started = time.perf_counter()
         result = fire(

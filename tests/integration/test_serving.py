@@ -3,54 +3,25 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-import httpx
+import pytest
 
 from cds_service.ehr import free_port
+from tests.processes import start, stop
 
-ROOT = Path(__file__).parents[2]
+PID_APP = ["-m", "cds_service.serving", "tests.pid_app:app"]
 
 
 @contextmanager
-def serving(port: int, workers: int) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cds_service.serving",
-            "tests.pid_app:app",
-            "--workers",
-            str(workers),
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def serving(port: int, workers: int) -> Iterator[None]:
+    process = start([*PID_APP, "--workers", str(workers), "--port", str(port)], f"http://127.0.0.1:{port}/")
     try:
-        yield process
+        yield
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-def wait_until_answering(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "the workers did not start"
-        time.sleep(0.1)
+        stop(process)
 
 
 def test_connections_opened_while_a_worker_is_busy_are_spread_over_the_workers() -> None:
@@ -58,8 +29,7 @@ def test_connections_opened_while_a_worker_is_busy_are_spread_over_the_workers()
     With one socket shared by the workers, whichever worker was free at that moment accepted every
     one of them, and the others, once free, had nothing to do."""
     port = free_port()
-    with serving(port, workers=2) as process:
-        wait_until_answering(port, process)
+    with serving(port, workers=2):
         time.sleep(1.0)  # both workers listening, not only the first to start
         busy = socket.create_connection(("127.0.0.1", port), timeout=10)
         busy.sendall(b"GET /busy HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
@@ -85,7 +55,5 @@ def test_a_port_already_taken_is_refused_at_once_with_the_reason() -> None:
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    with taken, serving(taken.getsockname()[1], workers=2) as process:
-        assert process.wait(timeout=30) != 0
-        assert process.stderr is not None
-        assert b"cannot listen on 127.0.0.1" in process.stderr.read()
+    with taken, pytest.raises(RuntimeError, match=r"exited with 1: cannot listen on 127\.0\.0\.1"):
+        start([*PID_APP, "--workers", "2", "--port", str(taken.getsockname()[1])], "http://127.0.0.1:1/")

@@ -4,10 +4,8 @@ workers, and /metrics summed over both. On SQLite (one host) and on a real Postg
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -20,6 +18,7 @@ from cds_service.feedback_store import open_store
 from tests import factories as f
 from tests import records
 from tests.jwt_helpers import ISS, KeyPair, token
+from tests.processes import start, stop
 
 ROOT = Path(__file__).parents[2]
 SELECT = "/cds-services/vcf-imaging-order-select"
@@ -29,29 +28,13 @@ CALLS = 40
 @contextmanager
 def two_workers(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cds_service", "serve", "--workers", "2", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     base = f"http://127.0.0.1:{port}"
+    args = ["-m", "cds_service", "serve", "--workers", "2", "--port", str(port), "--log-level", "warning"]
+    process = start(args, f"{base}/health", env)
     try:
-        deadline = time.monotonic() + 40
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"workers did not start: {process.stderr.read().decode() if process.stderr else ''}")
-            time.sleep(0.1)
         yield base
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop(process)
 
 
 def bone_scan_call(n: int) -> dict[str, object]:
