@@ -30,7 +30,7 @@ def test_connections_opened_while_a_worker_is_busy_are_spread_over_the_workers()
     one of them, and the others, once free, had nothing to do."""
     port = free_port()
     with serving(port, workers=2):
-        time.sleep(1.0)  # both workers listening, not only the first to start
+        wait_until_both_answer(port)
         busy = socket.create_connection(("127.0.0.1", port), timeout=10)
         busy.sendall(b"GET /busy HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         time.sleep(0.1)  # one worker is now held for half a second
@@ -40,6 +40,18 @@ def test_connections_opened_while_a_worker_is_busy_are_spread_over_the_workers()
         pids = {answer(connection) for connection in connections}
         answer(busy)
     assert len(pids) == 2  # the busy worker took its share too, once free
+
+
+def wait_until_both_answer(port: int) -> None:
+    """Until a call on a new connection has reached each worker: both are listening, not only the
+    first to start."""
+    seen: set[bytes] = set()
+    deadline = time.monotonic() + 30
+    while len(seen) < 2:
+        assert time.monotonic() < deadline, "the second worker never answered"
+        connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+        connection.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        seen.add(answer(connection))
 
 
 def answer(connection: socket.socket) -> bytes:
