@@ -29,8 +29,9 @@ _NO_SETS: frozenset[str] = frozenset()
 _NO_MENTIONS: dict[str, Mention] = {}  # shared, never changed
 
 
-@dataclass(frozen=True)
-class Evidence:
+# Evidence and Finding are named tuples, not frozen dataclasses: a first call for a patient makes a few
+# dozen of each, and a frozen dataclass sets each field through object.__setattr__.
+class Evidence(NamedTuple):
     """A resource (or a part of one) that supports a fact."""
 
     reference: str
@@ -38,8 +39,9 @@ class Evidence:
     when: date | None = None
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
+    """A fact's value, and the evidence for it."""
+
     value: bool | None
     evidence: tuple[Evidence, ...] = ()
 
@@ -374,7 +376,7 @@ class FactExtractor:
                 _ev(idx.coded("neurologic-deficit", active_only=True, kinds=clinical) + neuro_text)
             ),
             mri_contraindication=Finding.of(_ev(idx.coded("mri-contraindication", active_only=True) + device_text)),
-            gadolinium_risk=_gadolinium_risk(idx, items, self._egfr_below),
+            gadolinium_risk=_gadolinium_risk(idx, self._egfr_below),
         )
 
 
@@ -432,9 +434,9 @@ def _newness(current: list[_Item], today: date, window: timedelta) -> Finding:
     return Finding(None)
 
 
-def _gadolinium_risk(idx: _Index, items: list[_Item], egfr_below: float) -> Finding:
+def _gadolinium_risk(idx: _Index, egfr_below: float) -> Finding:
     evidence: list[Evidence] = []
-    egfr = [i for i in items if i.kind == "observation" and "egfr" in i.value_sets]
+    egfr = idx.coded("egfr", kinds=("observation",))
     latest = max(egfr, key=lambda i: i.when or date.min, default=None)
     if latest is not None:
         value = latest.quantity
@@ -449,6 +451,8 @@ def _gadolinium_risk(idx: _Index, items: list[_Item], egfr_below: float) -> Find
 
 def _ev(items: list[_Item]) -> list[Evidence]:
     """Evidence of each distinct resource, in first-seen order."""
+    if len(items) < 2:  # most facts cite one item or none
+        return [items[0].evidence()] if items else []
     seen: set[str] = set()
     out = []
     for item in items:
