@@ -45,21 +45,45 @@ class _SocketPerWorker(Multiprocess):
     """uvicorn's supervisor (start-up, health checks, restarts), each worker on a socket of its own.
 
     uvicorn hands ``self.sockets`` to every worker process it starts, at start-up and on restart;
-    here each read of it makes a fresh ``SO_REUSEPORT`` socket on the same address.
+    here each read of it makes a fresh ``SO_REUSEPORT`` socket on the same address. Once the workers
+    asked for are started they hold their own copies, and the supervisor closes its own, explicitly
+    (not trusting multiprocessing to drop its references): a socket kept open here would outlive its
+    worker, and the kernel would go on queueing connections on it that nobody accepts.
     """
 
     def __init__(self, config: uvicorn.Config, host: str, port: int) -> None:
         self._address = (host, port)
+        self._handed_out: list[socket.socket] = []
         tcp_socket(host, port, reuse_port=True).close()  # a taken port fails here, once, not per worker
         super().__init__(config, sockets=[])
 
     @property
     def sockets(self) -> list[socket.socket]:
-        return [tcp_socket(*self._address, reuse_port=True)]
+        sock = tcp_socket(*self._address, reuse_port=True)
+        self._handed_out.append(sock)
+        return [sock]
 
     @sockets.setter
     def sockets(self, _: list[socket.socket]) -> None:
         pass
+
+    def init_processes(self) -> None:
+        super().init_processes()
+        self._close_handed_out()
+
+    def restart_all(self) -> None:
+        super().restart_all()
+        self._close_handed_out()
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        self._close_handed_out()
+
+    def _close_handed_out(self) -> None:
+        # A started worker got its copy when it was spawned (the descriptor is passed at exec).
+        for sock in self._handed_out:
+            sock.close()
+        self._handed_out.clear()
 
 
 def serve(app: str, *, host: str, port: int, workers: int = 1, log_level: str = "info") -> None:

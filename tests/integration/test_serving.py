@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -42,16 +44,36 @@ def test_connections_opened_while_a_worker_is_busy_are_spread_over_the_workers()
     assert len(pids) == 2  # the busy worker took its share too, once free
 
 
-def wait_until_both_answer(port: int) -> None:
-    """Until a call on a new connection has reached each worker: both are listening, not only the
-    first to start."""
+def test_a_worker_that_dies_is_replaced_and_no_connection_waits_on_its_socket() -> None:
+    """Its replacement listens on a socket of its own; the dead worker's socket, left open, would hold
+    the connections the kernel gave it with nobody to accept them."""
+    port = free_port()
+    with serving(port, workers=2):
+        before = wait_until_both_answer(port)
+        os.kill(int(before.pop()), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while len(wait_until_both_answer(port) - before) < 1:  # the replacement answers
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+        connections = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(32)]
+        for connection in connections:
+            connection.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        assert all(answer(connection) for connection in connections)  # none timed out
+
+
+def wait_until_both_answer(port: int) -> set[bytes]:
+    """The process ids of the two workers, once a call on a new connection has reached each: both are
+    listening, not only the first to start."""
     seen: set[bytes] = set()
     deadline = time.monotonic() + 30
     while len(seen) < 2:
         assert time.monotonic() < deadline, "the second worker never answered"
-        connection = socket.create_connection(("127.0.0.1", port), timeout=10)
-        connection.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        seen.add(answer(connection))
+        try:
+            connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+            connection.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            seen.add(answer(connection))
+        except ConnectionError:  # reset by a worker just killed (the test that kills one)
+            time.sleep(0.05)
+    return seen
 
 
 def answer(connection: socket.socket) -> bytes:
