@@ -11,8 +11,11 @@ from functools import cached_property
 from ..knowledge import Knowledge
 from ..knowledge.models import CatalogItem
 from .fhir import Code
+from .memo import remember
 
 Region = frozenset[str]
+
+_MEMO_ENTRIES = 100_000
 
 
 def _icd(code: str) -> str:
@@ -83,10 +86,7 @@ class Terminology:
         key = (system, code)
         found = self.looked_up.get(key)
         if found is None:
-            found = self._lookup(Code(system.strip(), code.strip()))
-            if len(self.looked_up) > 100_000:
-                self.looked_up.clear()
-            self.looked_up[key] = found
+            found = remember(self.looked_up, key, self._lookup(Code(system.strip(), code.strip())), _MEMO_ENTRIES)
         return found
 
     def _lookup(self, code: Code) -> frozenset[str]:
@@ -118,10 +118,7 @@ class Terminology:
         key = (code.system, code.code)
         found = self._regions.get(key)
         if found is None:
-            found = self._region_of(code)
-            if len(self._regions) > 100_000:
-                self._regions.clear()
-            self._regions[key] = found
+            found = remember(self._regions, key, self._region_of(code), _MEMO_ENTRIES)
         return found
 
     def _region_of(self, code: Code) -> Region:

@@ -14,9 +14,11 @@ from enum import Enum
 import ahocorasick
 
 from ..knowledge.models import TextRules
+from .memo import remember
 
 _CLAUSE_END = re.compile(r"[.;:\n!?]|\bbut\b|\bhowever\b|\balthough\b", re.IGNORECASE)
 _WORD = re.compile(r"[a-z]+")
+_SEEN_TEXTS = 50_000  # texts whose findings are remembered, at most
 _WINDOW_BEFORE = 6
 _WINDOW_AFTER = 4
 
@@ -105,10 +107,7 @@ class TextFinder:
                 else:
                     if negated:
                         found[name] = Mention.NEGATED
-        if len(self.seen) > 50_000:
-            self.seen.clear()
-        self.seen[text] = found
-        return found
+        return remember(self.seen, text, found, _SEEN_TEXTS)
 
     def regions(self, texts: Iterable[str]) -> frozenset[str]:
         """Spine regions named in the texts (cervical, thoracic, lumbar)."""
