@@ -23,6 +23,8 @@ from .text import Mention, TextFinder
 IGNORED_VERIFICATION = {"entered-in-error", "refuted"}
 INACTIVE_CLINICAL = {"inactive", "remission", "resolved"}
 IGNORED_EVENT_STATUS = {"entered-in-error", "not-done", "cancelled", "preparation"}
+IGNORED_OBSERVATION_STATUS = {"entered-in-error", "cancelled"}
+INACTIVE_ALLERGY = {"inactive", "resolved"}
 
 VcfKind = Literal["pathological", "osteoporotic", "unspecified"]
 _NO_SETS: frozenset[str] = frozenset()
@@ -166,7 +168,7 @@ class FactExtractor:
         """
         value_sets = _NO_SETS
         texts = []
-        if concept is not None:
+        if concept is not None:  # concept.texts(), gathered in the loop that looks the codes up
             if concept.text is not None:
                 texts.append(concept.text)
             known = self._known
@@ -258,7 +260,7 @@ class FactExtractor:
         return self._item(r.reference, r.code, read, "procedure", active=active, when=when)
 
     def _observation(self, r: Resource) -> _Item | None:
-        if r.status in ("entered-in-error", "cancelled"):
+        if r.status in IGNORED_OBSERVATION_STATUS:
             return None
         values = r.valueCodeableConcept.texts() if r.valueCodeableConcept is not None else None
         if r.valueString is not None:
@@ -274,7 +276,7 @@ class FactExtractor:
     def _allergy(self, r: Resource) -> _Item | None:
         if r.verification_status in IGNORED_VERIFICATION:
             return None
-        if r.clinical_status in ("inactive", "resolved"):
+        if r.clinical_status in INACTIVE_ALLERGY:
             return None
         substances = [t for reaction in r.reaction if reaction.substance for t in reaction.substance.texts()]
         read = self._read(r.code, (), substances)
