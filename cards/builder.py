@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from cards.ids import new_uuid
+from cards.ids import new_card_uuid, new_uuid
 from cds_service.engine.evaluate import Engine, Evaluation
 from cds_service.engine.facts import PatientFacts
 from cds_service.engine.fhir import codings, reference_of
@@ -434,7 +434,7 @@ class CardBuilder:
         self._given.add(key)
         source, links = _source_and_links(self._k, self._call.code_system_base)
         card = Card(
-            uuid=new_uuid(),
+            uuid=new_card_uuid(),
             summary=text.fit(summary),
             detail=detail,
             indicator=indicator,
