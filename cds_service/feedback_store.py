@@ -109,11 +109,14 @@ class SqlFeedbackStore:
 
     placeholder = "?"
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    schema_lock: str | None = None  # run first in the transaction that creates the tables
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last_purge = 0.0
         with self._cursor() as cur:
+            if self.schema_lock is not None:
+                cur.execute(self.schema_lock)
             for statement in _TABLES:
                 cur.execute(statement.format(serial=self.serial))
 
@@ -301,6 +304,10 @@ class PostgresFeedbackStore(SqlFeedbackStore):
 
     placeholder = "%s"
     serial = "BIGSERIAL PRIMARY KEY"
+    # Workers starting together each create the tables; in PostgreSQL, CREATE TABLE IF NOT EXISTS
+    # racing another's can still fail (a unique violation on the catalog's pg_type), and that worker
+    # did not start. A transaction-level advisory lock (a fixed key of this schema's) serialises them.
+    schema_lock = "SELECT pg_advisory_xact_lock(8149361)"
 
     def __init__(self, url: str) -> None:
         import psycopg

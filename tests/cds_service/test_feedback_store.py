@@ -121,6 +121,32 @@ def test_concurrent_writers_lose_nothing(store: SqlFeedbackStore) -> None:
     assert len(store.issued()) == 100 and len(store.feedback()) == 100
 
 
+def test_stores_opened_together_on_a_new_database_all_open(database_url: str) -> None:
+    """Workers start together, and each creates the tables (PostgreSQL's CREATE TABLE IF NOT EXISTS is
+    not safe against a concurrent one: without a lock, some of these failed on a unique violation)."""
+    opened: list[SqlFeedbackStore] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            opened.append(open_store(database_url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(opened) == 6
+    opened[0].record_issued([card("a")])
+    assert [c.card_uuid for c in opened[-1].issued()] == ["a"]
+    for s in opened:
+        s.close()
+
+
 def test_unsupported_database_url() -> None:
     with pytest.raises(ValueError, match="unsupported database URL scheme"):
         open_store("mysql://x")
