@@ -28,6 +28,7 @@ INACTIVE_ALLERGY = {"inactive", "resolved"}
 
 VcfKind = Literal["pathological", "osteoporotic", "unspecified"]
 _NO_SETS: frozenset[str] = frozenset()
+_NO_REGIONS: Region = frozenset()
 _NO_MENTIONS: dict[str, Mention] = {}  # shared, never changed
 
 
@@ -50,15 +51,27 @@ class Finding(NamedTuple):
     @staticmethod
     def of(present: list[Evidence], absent: list[Evidence] | None = None, *, unknown: bool = False) -> Finding:
         """True with ``present`` evidence, else False with ``absent`` evidence, else None or False."""
+        # tuple.__new__ directly, as the NamedTuple's own __new__ (a Python function) does.
         if present:
-            return Finding(True, tuple(present))
+            return _tuple_new(Finding, (True, tuple(present)))
         if absent:
-            return Finding(False, tuple(absent))
-        return Finding(None) if unknown else Finding(False)
+            return _tuple_new(Finding, (False, tuple(absent)))
+        return _UNKNOWN if unknown else _ABSENT
 
 
-@dataclass(frozen=True)
-class PatientFacts:
+_tuple_new = tuple.__new__
+_UNKNOWN = Finding(None)  # shared: tuples never change
+_ABSENT = Finding(False)
+
+
+def _absent(evidence: list[Evidence]) -> Finding:
+    """False, with the evidence that shows it."""
+    return _tuple_new(Finding, (False, tuple(evidence)))
+
+
+# A named tuple, not a frozen dataclass: a first call for a patient builds one, and a frozen dataclass
+# sets each of its 18 fields through object.__setattr__.
+class PatientFacts(NamedTuple):
     vcf_current: Finding
     vcf_history: Finding
     vcf_kind: VcfKind | None
@@ -93,7 +106,7 @@ class _Read(NamedTuple):
     scan: dict[str, Mention]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     """One piece of the record reduced to what fact rules read."""
 
@@ -116,7 +129,7 @@ class _Item:
         if self._evidence is None:
             fallback = self.reference.split("/")[0] if self.kind != "reason" else "order reason"
             label = self.concept.label() if self.concept is not None else None
-            self._evidence = Evidence(self.reference, label or fallback, self.when)
+            self._evidence = _tuple_new(Evidence, (self.reference, label or fallback, self.when))
         return self._evidence
 
 
@@ -197,7 +210,7 @@ class FactExtractor:
                 break
         if not value_sets and not scan:
             return None
-        return _Read(concept.codes() if concept is not None else [], value_sets, texts, scan)
+        return _tuple_new(_Read, (concept.codes() if concept is not None else [], value_sets, texts, scan))
 
     def _item(
         self,
@@ -212,21 +225,17 @@ class FactExtractor:
     ) -> _Item:
         """The reduced form every reader shares. Spine regions are read only when ``region_codes`` is
         given (fractures and order reasons)."""
-        regions: Region = frozenset()
+        regions: Region = _NO_REGIONS
         if region_codes is not None:
-            regions = frozenset().union(*(self._term.region_of(c) for c in read.codes + region_codes))
-        return _Item(
-            reference=reference,
-            concept=concept,
-            codes=read.codes,
-            value_sets=read.value_sets,
-            texts=read.texts,
-            scan=read.scan,
-            active=active,
-            when=when,
-            kind=kind,
-            regions=regions,
-        )
+            region_of = self._term.region_of
+            for codes in (read.codes, region_codes):
+                for code in codes:
+                    found = region_of(code)
+                    if found:
+                        regions = regions | found if regions else found
+        codes, value_sets, texts, scan = read
+        # Positional: keywords to a class make a dict per call.
+        return _Item(reference, concept, codes, value_sets, texts, scan, active, when, kind, regions)
 
     def _condition(self, r: Resource) -> _Item | None:
         site_texts = [t for site in r.bodySite for t in site.texts()] if r.bodySite else None
@@ -242,7 +251,7 @@ class FactExtractor:
             "condition",
             active=r.clinical_status not in INACTIVE_CLINICAL,
             when=parse_date(r.onsetDateTime) or parse_date(onset) or parse_date(r.recordedDate),
-            region_codes=[c for site in r.bodySite for c in site.codes()],
+            region_codes=[c for site in r.bodySite for c in site.codes()] if r.bodySite else [],
         )
         if site_texts:
             item.regions |= self._text.regions(site_texts)
@@ -314,14 +323,14 @@ class FactExtractor:
         if pathological_items:
             kind, pathological = "pathological", Finding.of(_ev(pathological_items))
         elif osteoporotic_items:
-            kind, pathological = "osteoporotic", Finding(False, tuple(_ev(osteoporotic_items)))
+            kind, pathological = "osteoporotic", _absent(_ev(osteoporotic_items))
         elif current:
             kind = "unspecified"
             # An unspecified fracture in a cancer patient may be pathological: leave it open.
             osteoporosis = idx.coded("osteoporosis", active_only=True, kinds=clinical)
-            pathological = Finding(None) if malignancy.value else Finding(False, tuple(_ev(osteoporosis)))
+            pathological = _UNKNOWN if malignancy.value else _absent(_ev(osteoporosis))
         else:
-            pathological = Finding(False)
+            pathological = _ABSENT
 
         region_source = current or history
         region: Region = frozenset().union(*(i.regions for i in region_source))
@@ -335,7 +344,7 @@ class FactExtractor:
         pain = idx.coded("back-pain", active_only=True, kinds=clinical) + pain_text + worse_text
         symptomatic = Finding.of(_ev(pain), _ev(asymptomatic_text + pain_denied), unknown=True)
         if symptomatic.value is False:
-            worsening = Finding(False, symptomatic.evidence)
+            worsening = _tuple_new(Finding, (False, symptomatic.evidence))
         else:
             worsening = Finding.of(_ev(worse_text), _ev(worse_denied), unknown=True)
 
@@ -432,8 +441,8 @@ def _newness(current: list[_Item], today: date, window: timedelta) -> Finding:
     if recent:
         return Finding.of(_ev(recent))
     if dated and len(dated) == len(current):
-        return Finding(False, tuple(_ev([i for i, _ in dated])))
-    return Finding(None)
+        return _absent(_ev([i for i, _ in dated]))
+    return _UNKNOWN
 
 
 def _gadolinium_risk(idx: _Index, egfr_below: float) -> Finding:
@@ -470,5 +479,8 @@ _LEVEL = re.compile(r"\b([CTL](?:1[0-2]|[1-9]))\b", re.IGNORECASE)
 def _fracture_site(item: _Item) -> frozenset[str]:
     # The same fracture is often recorded per encounter or under two codes; only distinct vertebral
     # levels (from text) or distinct regions (from codes and body sites) count as distinct fractures.
-    levels = frozenset(m.upper() for t in item.texts for m in _LEVEL.findall(t))
-    return levels or item.regions
+    levels = set()
+    for text in item.texts:  # loops, not a generator: several fracture items per first call
+        for level in _LEVEL.findall(text):
+            levels.add(level.upper())
+    return frozenset(levels) if levels else item.regions

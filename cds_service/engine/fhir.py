@@ -29,6 +29,7 @@ _SYSTEM_NAMES = {
     "http://www.ama-assn.org/go/cpt": "CPT",
     "http://loinc.org": "LOINC",
 }
+_tuple_new = tuple.__new__
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 
@@ -60,7 +61,11 @@ class CodeableConcept(_Thin):
 
     def codes(self) -> list[Code]:
         """The usable Codings (each needs a system and a code), trimmed."""
-        return [Code(c.system.strip(), c.code.strip(), c.display) for c in self.coding if c.system and c.code]
+        # tuple.__new__ directly, as a NamedTuple's own __new__ does: that __new__ is a Python function,
+        # and kept resources build codes on every first call for a patient.
+        return [
+            _tuple_new(Code, (c.system.strip(), c.code.strip(), c.display)) for c in self.coding if c.system and c.code
+        ]
 
     def texts(self) -> list[str]:
         """``text``, then every Coding ``display``."""
@@ -141,7 +146,9 @@ class Resource(_Thin):
     @property
     def reference(self) -> str:
         """``Type/id`` (``Type/?`` when it has no id)."""
-        return _reference(self.resourceType, self.id)
+        # Written out, not through _reference: every kept resource asks, on every first call.
+        kind, ident = self.resourceType, self.id
+        return f"{kind if kind is not None else 'Resource'}/{ident if ident is not None else '?'}"
 
     @property
     def clinical_status(self) -> str | None:
