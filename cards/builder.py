@@ -335,21 +335,8 @@ class CardBuilder:
             ("Ordered", decision.item.display, decision.rating, decision.radiation)
         ]
         rows += [("Suggested", o.item.display, o.rating, o.radiation) for o in options]
-        return "\n".join(
-            [
-                lead,
-                "",
-                *text.variant_lines(self._k, decision.inference.variants),
-                "",
-                *text.options_table(self._k, rows),
-                "",
-                "**Why this variant**",
-                "",
-                *text.evidence_lines(facts),
-                "",
-                text.source_line(self._k),
-            ]
-        )
+        head, tail = _detail_frame(self._k, lead, decision.inference.variants, tuple(rows))
+        return "\n".join([head, *text.evidence_lines(facts), tail])
 
     def _extensions(self, option: Option, decision: OrderDecision) -> list[dict[str, Any]]:
         variants = decision.inference.variants if decision.inference else ()
@@ -462,6 +449,28 @@ class CardBuilder:
                 issued_at=self._call.now,
             )
         )
+
+
+@lru_cache(maxsize=1024)
+def _detail_frame(
+    k: Knowledge, lead: str, variants: tuple[int, ...], rows: tuple[tuple[str, str, Any, str | None], ...]
+) -> tuple[str, str]:
+    """A card's detail around its patient's evidence: the lead, variants and options table before it, the
+    source after it. They come from a small set (a lead, a variant, an order and its options), so they
+    are written once, not per call."""
+    head = "\n".join(
+        [
+            lead,
+            "",
+            *text.variant_lines(k, variants),
+            "",
+            *text.options_table(k, list(rows)),
+            "",
+            "**Why this variant**",
+            "",
+        ]
+    )
+    return head, "\n" + text.source_line(k)
 
 
 # What every card of a kind carries, made once (validated models, shared between responses and never

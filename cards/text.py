@@ -62,14 +62,17 @@ def evidence_lines(facts: PatientFacts, names: Iterable[str] = FACT_LABELS) -> l
     """One bullet per fact the record shows (present, or explicitly absent), with its resources."""
     lines = []
     for name in names:
-        finding: Finding = facts.finding(name)
-        if finding.value is None or not finding.evidence:
+        finding: Finding = getattr(facts, name)  # every card reads all fifteen: no helper call each
+        evidence = finding.evidence
+        if finding.value is None or not evidence:
             continue
-        proof = "; ".join(
-            f"{e.summary} ({e.reference}{', ' + e.when.isoformat() if e.when else ''})" for e in finding.evidence[:3]
-        )
-        more = f"; and {len(finding.evidence) - 3} more" if len(finding.evidence) > 3 else ""
-        lines.append(f"- {FACT_LABELS[name]}: {'yes' if finding.value else 'no'}: {_md(proof)}{more}")
+        proofs = []
+        for e in evidence[:3]:
+            proofs.append(
+                f"{e.summary} ({e.reference}, {e.when.isoformat()})" if e.when else f"{e.summary} ({e.reference})"
+            )
+        more = f"; and {len(evidence) - 3} more" if len(evidence) > 3 else ""
+        lines.append(f"- {FACT_LABELS[name]}: {'yes' if finding.value else 'no'}: {_md('; '.join(proofs))}{more}")
     if facts.fracture_region:
         lines.append(f"- Fracture region: {', '.join(sorted(facts.fracture_region))}")
     return lines

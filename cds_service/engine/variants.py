@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from ..knowledge import load_knowledge
 from ..knowledge.models import Phase, VariantRule, VariantRules
@@ -69,7 +70,7 @@ class Inference:
     candidates: frozenset[int | None]
     deciding_facts: tuple[str, ...]
 
-    @property
+    @cached_property  # cards ask several times each
     def variants(self) -> tuple[int, ...]:
         return tuple(sorted(v for v in self.candidates if v is not None))
 
