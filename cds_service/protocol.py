@@ -202,8 +202,9 @@ class HookResponse(_Out):
         return self.model_dump(exclude_none=True, mode="json")
 
     def to_json(self) -> bytes:
-        """``dump`` encoded, in one step (pydantic's serializer writes JSON itself)."""
-        return self.model_dump_json(exclude_none=True).encode()
+        """``dump`` encoded, in one step (pydantic's serializer writes JSON bytes itself; model_dump_json
+        would decode them to a str, for us to encode again)."""
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
 
 
 # --------------------------------------------------------------------------------------------------
