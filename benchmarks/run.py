@@ -341,7 +341,10 @@ def bench_startup_and_memory(tmp: Path, quick: bool) -> list[str]:
             else "- The service did not answer within 30 s"
         )
         rows.append(f"- Latency of that first hook request: {first_latency:.1f} ms" if first_latency else "")
-        payload = request_bytes(port, SELECT, body)
+        # 1,024 patients in turn, so every bounded cache and memo fills and turns over; one body repeated
+        # would only ever hold one patient.
+        patients = [json.dumps(order_select_body(100, patient=p)).encode() for p in range(1, 1025)]
+        payload = [request_bytes(port, SELECT, b) for b in patients]
         total = 2000 if quick else 10_000
         marks = []
         done = 0
@@ -351,7 +354,7 @@ def bench_startup_and_memory(tmp: Path, quick: bool) -> list[str]:
             done += total // 5
             marks.append((done, rss_mib(process.pid)))
         rows.append(
-            "- Resident memory (MiB) after N requests (concurrency 16): "
+            "- Resident memory (MiB) after N requests (concurrency 16, 1,024 patients in turn): "
             + ", ".join(f"{n:,}: {mib:.1f}" for n, mib in marks)
         )
         growth = marks[-1][1] - marks[1][1]
