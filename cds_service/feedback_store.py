@@ -15,7 +15,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -290,13 +290,32 @@ class SqliteFeedbackStore(SqlFeedbackStore):
         if target != ":memory:":
             # WAL with synchronous=NORMAL: commits do not fsync (checkpoints do); the database stays
             # consistent through a crash, and only an OS crash or power loss can drop the last commits.
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            _until_unlocked(lambda: self._conn.execute("PRAGMA journal_mode=WAL"), timeout=10)
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=10000")
         super().__init__()
 
     def _connection(self) -> Any:
         return self._conn
+
+
+def _until_unlocked(statement: Callable[[], object], *, timeout: float) -> None:
+    """Run ``statement``, again while SQLite answers "database is locked", for up to ``timeout`` seconds.
+
+    Workers starting together on a new file each switch it to WAL; that switch needs the file to
+    themselves, and SQLite refuses it at once ("database is locked") rather than waiting in the busy
+    handler, so a worker could fail to start. The mode is kept in the file: once one worker has set
+    it, the others' switch is a no-op.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class PostgresFeedbackStore(SqlFeedbackStore):
