@@ -55,7 +55,7 @@ class Finding(NamedTuple):
         if present:
             return _tuple_new(Finding, (True, tuple(present)))
         if absent:
-            return _tuple_new(Finding, (False, tuple(absent)))
+            return _absent(absent)
         return _UNKNOWN if unknown else _ABSENT
 
 
@@ -64,7 +64,7 @@ _UNKNOWN = Finding(None)  # shared: tuples never change
 _ABSENT = Finding(False)
 
 
-def _absent(evidence: list[Evidence]) -> Finding:
+def _absent(evidence: Iterable[Evidence]) -> Finding:
     """False, with the evidence that shows it."""
     return _tuple_new(Finding, (False, tuple(evidence)))
 
@@ -344,7 +344,7 @@ class FactExtractor:
         pain = idx.coded("back-pain", active_only=True, kinds=clinical) + pain_text + worse_text
         symptomatic = Finding.of(_ev(pain), _ev(asymptomatic_text + pain_denied), unknown=True)
         if symptomatic.value is False:
-            worsening = _tuple_new(Finding, (False, symptomatic.evidence))
+            worsening = _absent(symptomatic.evidence)
         else:
             worsening = Finding.of(_ev(worse_text), _ev(worse_denied), unknown=True)
 

@@ -146,9 +146,7 @@ class Resource(_Thin):
     @property
     def reference(self) -> str:
         """``Type/id`` (``Type/?`` when it has no id)."""
-        # Written out, not through _reference: every kept resource asks, on every first call.
-        kind, ident = self.resourceType, self.id
-        return f"{kind if kind is not None else 'Resource'}/{ident if ident is not None else '?'}"
+        return _reference(self.resourceType, self.id)
 
     @property
     def clinical_status(self) -> str | None:
