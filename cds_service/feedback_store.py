@@ -102,6 +102,7 @@ _TABLES = (
 
 
 _ROWS_PER_INSERT = 111
+_SQLITE_WAIT_SECONDS = 10  # how long an SQLite connection waits on another's lock, however it meets it
 
 
 class SqlFeedbackStore:
@@ -286,13 +287,13 @@ class SqliteFeedbackStore(SqlFeedbackStore):
         target = str(path)
         if target != ":memory:":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(target, check_same_thread=False, timeout=10)
+        self._conn = sqlite3.connect(target, check_same_thread=False, timeout=_SQLITE_WAIT_SECONDS)
         if target != ":memory:":
             # WAL with synchronous=NORMAL: commits do not fsync (checkpoints do); the database stays
             # consistent through a crash, and only an OS crash or power loss can drop the last commits.
-            _until_unlocked(lambda: self._conn.execute("PRAGMA journal_mode=WAL"), timeout=10)
+            _until_unlocked(lambda: self._conn.execute("PRAGMA journal_mode=WAL"), timeout=_SQLITE_WAIT_SECONDS)
             self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._conn.execute(f"PRAGMA busy_timeout={_SQLITE_WAIT_SECONDS * 1000}")
         super().__init__()
 
     def _connection(self) -> Any:
